@@ -1,0 +1,51 @@
+"""conveyor: typed Python functions to versioned, cached, validated, monitored ML pipelines.
+
+The public API is re-exported here and loaded lazily, so ``import conveyor`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "step": "conveyor.core.step",
+    "Step": "conveyor.core.step",
+    "pipeline": "conveyor.core.pipeline",
+    "Pipeline": "conveyor.core.pipeline",
+    "log_params": "conveyor.core.context",
+    "log_metrics": "conveyor.core.context",
+    "log_artifact": "conveyor.core.context",
+    "set_tags": "conveyor.core.context",
+    "register_materializer": "conveyor.materializers.base",
+    "Settings": "conveyor.config",
+    "load_settings": "conveyor.config",
+    "ConveyorError": "conveyor.exceptions",
+    "RunFailedError": "conveyor.exceptions",
+    "StepFailedError": "conveyor.exceptions",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+if TYPE_CHECKING:
+    from conveyor.config import Settings, load_settings
+    from conveyor.core.context import log_artifact, log_metrics, log_params, set_tags
+    from conveyor.core.pipeline import Pipeline, pipeline
+    from conveyor.core.step import Step, step
+    from conveyor.exceptions import ConveyorError, RunFailedError, StepFailedError
+    from conveyor.materializers.base import register_materializer
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'conveyor' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

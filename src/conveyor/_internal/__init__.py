@@ -1,0 +1,1 @@
+"""Private helpers shared by every layer: ids, hashing, lazy imports."""

@@ -1,0 +1,288 @@
+"""Built-in materializers: JSON, numpy, tables (Parquet), scikit-learn (skops), cloudpickle."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+from typing import Any
+
+from conveyor.exceptions import MaterializerError
+from conveyor.materializers.base import MaterializerRegistry, qualified_name
+
+logger = logging.getLogger("conveyor.materializers")
+
+_JSON_SCALARS = (bool, int, float, str, type(None))
+
+
+def _json_safe(value: Any, depth: int = 0) -> bool:
+    if depth > 50:
+        return False
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return True
+    if kind is list:
+        return all(_json_safe(v, depth + 1) for v in value)
+    if kind is dict:
+        return all(type(k) is str and _json_safe(v, depth + 1) for k, v in value.items())
+    return False
+
+
+class JsonMaterializer:
+    name = "json"
+    version = "1"
+
+    def accepts(self, value: Any) -> bool:
+        if type(value) is tuple:
+            return all(_json_safe(v) for v in value)
+        return _json_safe(value)
+
+    def save(self, value: Any) -> bytes:
+        payload = list(value) if type(value) is tuple else value
+        return json.dumps(payload, separators=(",", ":"), allow_nan=True).encode()
+
+    def load(self, data: bytes, summary: dict[str, Any]) -> Any:
+        value = json.loads(data)
+        return tuple(value) if summary.get("python_type") == "tuple" else value
+
+    def summary(self, value: Any, data: bytes) -> dict[str, Any]:
+        out: dict[str, Any] = {"python_type": type(value).__name__}
+        if isinstance(value, (list, tuple, dict)):
+            out["length"] = len(value)
+        elif isinstance(value, float) and not math.isfinite(value) or isinstance(
+            value, (int, float, bool)
+        ):
+            out["value"] = value
+        elif isinstance(value, str):
+            out["length"] = len(value)
+        return out
+
+
+class NumpyMaterializer:
+    name = "numpy"
+    version = "1"
+
+    def accepts(self, value: Any) -> bool:
+        return bool(value.dtype != object)
+
+    def save(self, value: Any) -> bytes:
+        import numpy as np
+
+        buffer = io.BytesIO()
+        np.save(buffer, value, allow_pickle=False)
+        return buffer.getvalue()
+
+    def load(self, data: bytes, summary: dict[str, Any]) -> Any:
+        import numpy as np
+
+        return np.load(io.BytesIO(data), allow_pickle=False)
+
+    def summary(self, value: Any, data: bytes) -> dict[str, Any]:
+        out: dict[str, Any] = {"shape": list(value.shape), "dtype": str(value.dtype)}
+        if value.ndim:
+            out["length"] = len(value)
+        return out
+
+
+class PandasMaterializer:
+    name = "pandas.parquet"
+    version = "1"
+
+    def save(self, value: Any) -> bytes:
+        import pandas as pd
+
+        frame = value.to_frame() if isinstance(value, pd.Series) else value
+        if frame.columns.duplicated().any():
+            raise MaterializerError(
+                "A DataFrame with duplicate column names cannot be stored as Parquet: "
+                + ", ".join(map(str, frame.columns[frame.columns.duplicated()]))
+                + ". Rename the columns."
+            )
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, engine="pyarrow")
+        return buffer.getvalue()
+
+    def load(self, data: bytes, summary: dict[str, Any]) -> Any:
+        import pandas as pd
+
+        frame = pd.read_parquet(io.BytesIO(data), engine="pyarrow")
+        if summary.get("python_type") == "Series":
+            return frame.iloc[:, 0]
+        return frame
+
+    def summary(self, value: Any, data: bytes) -> dict[str, Any]:
+        import pandas as pd
+
+        if isinstance(value, pd.Series):
+            return {
+                "python_type": "Series",
+                "shape": [len(value)],
+                "length": len(value),
+                "dtypes": {str(value.name): str(value.dtype)},
+            }
+        return {
+            "python_type": "DataFrame",
+            "shape": list(value.shape),
+            "length": len(value),
+            "columns": [str(c) for c in value.columns[:200]],
+            "dtypes": {str(c): str(t) for c, t in list(value.dtypes.items())[:200]},
+        }
+
+
+class ArrowMaterializer:
+    name = "arrow.parquet"
+    version = "1"
+
+    def save(self, value: Any) -> bytes:
+        import pyarrow.parquet as pq
+
+        buffer = io.BytesIO()
+        pq.write_table(value, buffer)
+        return buffer.getvalue()
+
+    def load(self, data: bytes, summary: dict[str, Any]) -> Any:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        return pq.read_table(pa.BufferReader(data))
+
+    def summary(self, value: Any, data: bytes) -> dict[str, Any]:
+        return {
+            "shape": [value.num_rows, value.num_columns],
+            "length": value.num_rows,
+            "columns": value.column_names[:200],
+            "dtypes": {f.name: str(f.type) for f in list(value.schema)[:200]},
+        }
+
+
+class PolarsMaterializer:
+    name = "polars.parquet"
+    version = "1"
+
+    def save(self, value: Any) -> bytes:
+        buffer = io.BytesIO()
+        value.write_parquet(buffer)
+        return buffer.getvalue()
+
+    def load(self, data: bytes, summary: dict[str, Any]) -> Any:
+        import polars as pl
+
+        return pl.read_parquet(io.BytesIO(data))
+
+    def summary(self, value: Any, data: bytes) -> dict[str, Any]:
+        return {
+            "shape": list(value.shape),
+            "length": value.height,
+            "columns": value.columns[:200],
+            "dtypes": {c: str(t) for c, t in list(value.schema.items())[:200]},
+        }
+
+
+class JoblibMaterializer:
+    """Fallback for estimators skops cannot represent; loads only from our own store."""
+
+    name = "sklearn.joblib"
+    version = "1"
+
+    def save(self, value: Any) -> bytes:
+        import joblib
+
+        buffer = io.BytesIO()
+        joblib.dump(value, buffer)
+        return buffer.getvalue()
+
+    def load(self, data: bytes, summary: dict[str, Any]) -> Any:
+        import joblib
+
+        return joblib.load(io.BytesIO(data))
+
+    def summary(self, value: Any, data: bytes) -> dict[str, Any]:
+        return {"estimator": qualified_name(type(value))}
+
+
+class SklearnMaterializer:
+    """scikit-learn estimators through skops (no arbitrary code on load); joblib when skops
+    cannot represent the estimator."""
+
+    name = "sklearn.skops"
+    version = "1"
+    fallback = JoblibMaterializer()
+
+    def save(self, value: Any) -> bytes:
+        import skops.io
+
+        return bytes(skops.io.dumps(value))
+
+    def load(self, data: bytes, summary: dict[str, Any]) -> Any:
+        import skops.io
+
+        # Types beyond skops' default trust list were recorded when this conveyor saved the
+        # artifact; anything else found now means the bytes are not what we wrote.
+        trusted = list(summary.get("skops_trusted", []))
+        unknown = set(skops.io.get_untrusted_types(data=data)) - set(trusted)
+        if unknown:
+            raise MaterializerError(
+                "This scikit-learn artifact contains types that were not recorded when it "
+                f"was saved: {sorted(unknown)}. Refusing to load it."
+            )
+        return skops.io.loads(data, trusted=trusted or None)
+
+    def summary(self, value: Any, data: bytes) -> dict[str, Any]:
+        import skops.io
+
+        return {
+            "estimator": qualified_name(type(value)),
+            "skops_trusted": sorted(skops.io.get_untrusted_types(data=data)),
+        }
+
+
+class CloudpickleMaterializer:
+    name = "cloudpickle"
+    version = "1"
+
+    def save(self, value: Any) -> bytes:
+        import cloudpickle
+
+        logger.warning(
+            "No materializer for %s: storing it with cloudpickle, which only loads with the "
+            "same library versions. Register one with conveyor.register_materializer.",
+            qualified_name(type(value)),
+        )
+        try:
+            return bytes(cloudpickle.dumps(value))
+        except Exception as exc:
+            raise MaterializerError(
+                f"Values of type {qualified_name(type(value))} cannot be stored: {exc}. "
+                "Register a materializer for this type with conveyor.register_materializer."
+            ) from exc
+
+    def load(self, data: bytes, summary: dict[str, Any]) -> Any:
+        import cloudpickle
+
+        return cloudpickle.loads(data)
+
+    def summary(self, value: Any, data: bytes) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        try:
+            out["length"] = len(value)
+        except TypeError:
+            pass
+        return out
+
+
+def install(registry: MaterializerRegistry) -> None:
+    json_m = JsonMaterializer()
+    for cls in (bool, int, float, str, type(None), list, dict, tuple):
+        registry.register(cls, json_m)
+    registry.register("numpy.ndarray", NumpyMaterializer())
+    pandas_m = PandasMaterializer()
+    registry.register("pandas.DataFrame", pandas_m)
+    registry.register("pandas.core.frame.DataFrame", pandas_m)
+    registry.register("pandas.core.series.Series", pandas_m)
+    registry.register("pyarrow.lib.Table", ArrowMaterializer())
+    registry.register("polars.dataframe.frame.DataFrame", PolarsMaterializer())
+    sklearn_m = SklearnMaterializer()
+    registry.register("sklearn.base.BaseEstimator", sklearn_m)
+    registry.register(JoblibMaterializer.name, sklearn_m.fallback)
+    registry.set_fallback(CloudpickleMaterializer())

@@ -1,0 +1,1 @@
+"""Persistence: the metadata store (SQLAlchemy) and the artifact store (files, fsspec)."""
