@@ -44,6 +44,7 @@ class MaterializerRegistry:
         self._by_type: dict[type | str, Materializer] = {}
         self._by_name: dict[str, Materializer] = {}
         self._fallback: Materializer | None = None
+        self.self_serializing: Materializer | None = None
         self._lock = threading.Lock()
 
     def register(self, key: type | str, materializer: Materializer) -> None:
@@ -100,6 +101,10 @@ class MaterializerRegistry:
             ) from None
 
     def for_value(self, value: Any) -> Materializer:
+        if self.self_serializing is not None and getattr(
+            type(value), "__conveyor_artifact__", False
+        ):
+            return self.self_serializing
         for cls in type(value).__mro__:
             materializer = self._by_type.get(cls) or self._by_type.get(qualified_name(cls))
             if materializer is not None and getattr(materializer, "accepts", lambda v: True)(

@@ -271,6 +271,44 @@ class CloudpickleMaterializer:
         return out
 
 
+class SelfSerializingMaterializer:
+    """Values of conveyor's own classes that serialize themselves.
+
+    A class opts in with ``__conveyor_artifact__ = True``, ``to_bytes(self) -> bytes`` and
+    a classmethod ``from_bytes(cls, data) -> instance`` (Profile, Schema, Model, ...). On
+    load the class is imported by name, which is only allowed inside the ``conveyor``
+    package: loading never imports arbitrary modules named by stored data.
+    """
+
+    name = "conveyor.object"
+    version = "1"
+
+    def save(self, value: Any) -> bytes:
+        return bytes(value.to_bytes())
+
+    def load(self, data: bytes, summary: dict[str, Any]) -> Any:
+        import importlib
+
+        module, _, qualname = str(summary.get("class", "")).rpartition(":")
+        if not (module == "conveyor" or module.startswith("conveyor.")):
+            raise MaterializerError(
+                f"Refusing to load class {summary.get('class')!r}: self-serializing "
+                "artifacts must be conveyor classes."
+            )
+        cls: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            cls = getattr(cls, part)
+        return cls.from_bytes(data)
+
+    def summary(self, value: Any, data: bytes) -> dict[str, Any]:
+        cls = type(value)
+        out: dict[str, Any] = {"class": f"{cls.__module__}:{cls.__qualname__}"}
+        describe = getattr(value, "artifact_summary", None)
+        if callable(describe):
+            out.update(describe())
+        return out
+
+
 def install(registry: MaterializerRegistry) -> None:
     json_m = JsonMaterializer()
     for cls in (bool, int, float, str, type(None), list, dict, tuple):
@@ -285,4 +323,6 @@ def install(registry: MaterializerRegistry) -> None:
     sklearn_m = SklearnMaterializer()
     registry.register("sklearn.base.BaseEstimator", sklearn_m)
     registry.register(JoblibMaterializer.name, sklearn_m.fallback)
+    registry.self_serializing = SelfSerializingMaterializer()
+    registry.register(SelfSerializingMaterializer.name, registry.self_serializing)
     registry.set_fallback(CloudpickleMaterializer())

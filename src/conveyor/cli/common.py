@@ -1,0 +1,93 @@
+"""Shared CLI plumbing: settings from global options, output helpers, error exits."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from conveyor.config import Settings
+    from conveyor.stores.artifacts import ArtifactStore
+    from conveyor.stores.metadata import MetadataStore
+
+_console: Console | None = None
+_err_console: Console | None = None
+
+
+def console() -> Console:
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console()
+    return _console
+
+
+def err_console() -> Console:
+    global _err_console
+    if _err_console is None:
+        from rich.console import Console
+
+        _err_console = Console(stderr=True)
+    return _err_console
+
+
+def settings(ctx: typer.Context) -> Settings:
+    """Settings built once by the root callback from conveyor.toml, env and global flags."""
+    root = ctx.find_root()
+    cached = root.meta.get("conveyor.settings")
+    if cached is None:
+        from conveyor.config import load_settings
+
+        options = root.meta.get("conveyor.options", {})
+        try:
+            cached = load_settings(**options)
+        except Exception as exc:
+            fail(str(exc))
+        root.meta["conveyor.settings"] = cached
+    return cached  # type: ignore[no-any-return]
+
+
+def metadata_store(ctx: typer.Context) -> MetadataStore:
+    from conveyor.stores.metadata import open_metadata_store
+
+    return open_metadata_store(settings(ctx).db_url)
+
+
+def artifact_store(ctx: typer.Context) -> ArtifactStore:
+    from conveyor.stores.artifacts import open_artifact_store
+
+    return open_artifact_store(settings(ctx).artifact_url)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print an error to stderr and exit with a non-zero code."""
+    err_console().print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def format_time(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    return f"{seconds / 60:.1f} min"

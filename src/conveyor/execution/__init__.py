@@ -1,0 +1,1 @@
+"""Running plans: the orchestrator (single writer of run metadata) and the executors."""

@@ -1,0 +1,166 @@
+"""Executors: where step bodies (and other work, like tuning trials) run.
+
+Every executor offers the same tiny interface, so the orchestrator never knows which one it
+drives and a cluster executor plugs in without touching it:
+
+- ``submit(fn, *args) -> concurrent.futures.Future`` runs ``fn(*args)`` somewhere;
+- ``shutdown(wait=True)`` releases workers.
+
+``fn`` and ``args`` must be picklable with cloudpickle for executors that leave the
+process (``in_process`` is False); closures and functions from ``__main__`` work.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+
+from conveyor.exceptions import ConfigError, did_you_mean
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs callables and returns futures.
+
+    Attributes:
+        name: The spec this executor was made from (recorded on runs).
+        max_workers: How many callables may run at once.
+        in_process: Whether callables run in this process (values need no pickling).
+    """
+
+    name: str
+    max_workers: int
+    in_process: bool
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> cf.Future[T]: ...
+
+    def shutdown(self, wait: bool = True) -> None: ...
+
+
+class InlineExecutor:
+    """Runs each callable immediately in the calling thread: for debugging (pdb works)."""
+
+    name = "inline"
+    max_workers = 1
+    in_process = True
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> cf.Future[T]:
+        future: cf.Future[T] = cf.Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        return None
+
+
+class ThreadsExecutor:
+    """A thread pool: cheap to start, fine for I/O and for libraries that release the GIL."""
+
+    in_process = True
+
+    def __init__(self, max_workers: int = 4) -> None:
+        if not isinstance(max_workers, int) or max_workers < 1:
+            raise ConfigError(
+                "The 'max_workers' parameter of ThreadsExecutor must be an int >= 1. Got "
+                f"{max_workers!r} instead."
+            )
+        self.max_workers = max_workers
+        self.name = f"threads:{max_workers}"
+        self._pool = cf.ThreadPoolExecutor(max_workers, thread_name_prefix="conveyor-step")
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> cf.Future[T]:
+        return self._pool.submit(fn, *args)
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+def _call_pickled(payload: bytes) -> Any:
+    import cloudpickle
+
+    fn, args = cloudpickle.loads(payload)
+    return fn(*args)
+
+
+class ProcessesExecutor:
+    """A pool of worker processes (forkserver): true parallelism for CPU-bound Python."""
+
+    in_process = False
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        max_workers = max_workers or os.cpu_count() or 1
+        if not isinstance(max_workers, int) or max_workers < 1:
+            raise ConfigError(
+                "The 'max_workers' parameter of ProcessesExecutor must be an int >= 1. Got "
+                f"{max_workers!r} instead."
+            )
+        self.max_workers = max_workers
+        self.name = f"processes:{max_workers}"
+        context = multiprocessing.get_context("forkserver")
+        self._pool = cf.ProcessPoolExecutor(max_workers, mp_context=context)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> cf.Future[T]:
+        import cloudpickle
+
+        try:
+            payload = cloudpickle.dumps((fn, args))
+        except Exception as exc:
+            raise ConfigError(
+                f"Cannot send {getattr(fn, '__qualname__', fn)!r} to a worker process: {exc}. "
+                "Use the threads executor, or make the step's inputs and globals picklable."
+            ) from exc
+        return self._pool.submit(_call_pickled, payload)
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+EXECUTOR_KINDS = ("inline", "threads", "processes", "dask-local", "dask")
+
+
+def make_executor(spec: str, max_workers: int | None = None) -> Executor:
+    """Build an executor from a spec string.
+
+    Specs: ``inline``, ``threads`` / ``threads:N``, ``processes`` / ``processes:N``; cluster
+    executors (``dask://host:port``, ``dask-local:N``) are provided by
+    ``conveyor.execution.dask`` when installed.
+
+    Raises:
+        ConfigError: an unknown spec (with a close-match suggestion) or a bad worker count.
+    """
+    kind, _, arg = spec.partition(":")
+    if spec.startswith("dask"):
+        from conveyor.execution import dask as dask_executor  # type: ignore[attr-defined]
+
+        return dask_executor.make(spec, max_workers)  # type: ignore[no-any-return]
+    if arg:
+        try:
+            max_workers = int(arg)
+        except ValueError:
+            raise ConfigError(
+                f"Executor spec {spec!r}: the part after ':' must be a worker count."
+            ) from None
+    if kind == "inline":
+        return InlineExecutor()
+    if kind == "threads":
+        return ThreadsExecutor(max_workers or 4)
+    if kind == "processes":
+        return ProcessesExecutor(max_workers)
+    raise ConfigError(
+        f"Unknown executor {spec!r}." + did_you_mean(kind, list(EXECUTOR_KINDS))
+        + " Choose one of: inline, threads[:N], processes[:N], dask-local[:N], dask://HOST:PORT."
+    )
+
+
+if TYPE_CHECKING:
+    _inline: Executor = InlineExecutor()
+    _threads: Executor = ThreadsExecutor()
+    _processes: Executor = ProcessesExecutor()
