@@ -184,6 +184,18 @@ class MetadataStore:
                 )
         return dead
 
+    def close_open_steps(self, run_id: str, status: str) -> None:
+        """Give step runs still marked running in `run_id` a final status."""
+        with self.engine.begin() as c:
+            c.execute(
+                t.step_runs.update()
+                .where(
+                    t.step_runs.c.run_id == run_id,
+                    t.step_runs.c.status.in_([RUNNING, PENDING]),
+                )
+                .values(status=status, ended_at=time.time())
+            )
+
     # ------------------------------------------------------------------ step runs
     def start_step_runs(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:

@@ -1,0 +1,90 @@
+"""The root `conveyor` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from conveyor.cli import common, data, models, serving
+from conveyor.cli import runs as runs_cli
+
+app = typer.Typer(
+    name="conveyor",
+    help="Typed Python functions to versioned, cached, validated, monitored ML pipelines.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from conveyor import __version__
+
+        typer.echo(f"conveyor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db_url: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional on 3.11
+        typer.Option("--db-url", help="Metadata store URL (overrides CONVEYOR_DB_URL)."),
+    ] = None,
+    artifact_url: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--artifact-url", help="Artifact store path or fsspec URL."),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """conveyor: pipelines that run, cache, resume and remember."""
+    ctx.meta["conveyor.options"] = {"db_url": db_url, "artifact_url": artifact_url}
+
+
+runs_cli.register(app)
+data.register(app)
+models.register(app)
+serving.register(app)
+
+
+@app.command("init")
+def init(
+    path: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
+    force: Annotated[bool, typer.Option(help="Write into a non-empty folder.")] = False,
+) -> None:
+    """Scaffold a project: conveyor.toml, pipelines/, steps/, tests/ with a working example."""
+    from conveyor.cli.scaffold import scaffold
+
+    try:
+        written = scaffold(path, force=force)
+    except FileExistsError as exc:
+        common.fail(str(exc))
+    common.console().print(f"Created {len(written)} files in [bold]{path}[/]. Next:")
+    common.console().print(
+        f"  cd {path} && conveyor run pipelines/training.py:training -p test_size=0.25"
+    )
+
+
+@app.command("demo")
+def demo(
+    path: Annotated[
+        Path, typer.Option(help="Folder for the demo project (created if missing).")
+    ] = Path("demo-project"),
+) -> None:
+    """Scaffold the example project and run its pipeline twice to show caching."""
+    from conveyor.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(path))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

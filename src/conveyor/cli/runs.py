@@ -1,0 +1,455 @@
+"""Commands for running pipelines and reading what runs recorded."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Annotated, Any, Optional
+
+import typer
+
+from conveyor.cli import common
+
+runs_app = typer.Typer(help="List, show and compare runs.", no_args_is_help=True)
+artifacts_app = typer.Typer(help="Inspect stored artifacts.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the metadata database schema.", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripting.")]
+
+_STATUS_STYLE = {
+    "completed": "green",
+    "failed": "red",
+    "running": "yellow",
+    "skipped": "dim",
+    "interrupted": "magenta",
+}
+
+
+def _status(status: str) -> str:
+    return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+class _Progress:
+    """Prints one line per finished step, and a live progress bar on a terminal."""
+
+    def __init__(self, pipeline: str, total: int, quiet: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.quiet = quiet
+        self.console = common.console()
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=self.console,
+            transient=True,
+            disable=quiet or not self.console.is_terminal,
+        )
+        self.task = self.progress.add_task(pipeline, total=total)
+
+    def __enter__(self) -> _Progress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def __call__(self, event: str, step: str, info: Mapping[str, Any]) -> None:
+        if event == "expanded":
+            self.progress.update(self.task, total=(self.progress.tasks[0].total or 0) + info["count"] - 1)
+            return
+        if event in ("completed", "cached", "failed", "skipped"):
+            self.progress.advance(self.task)
+        if self.quiet:
+            return
+        if event == "completed":
+            self.console.print(
+                f"  [green]✓[/] {step} [dim]{common.format_duration(info['duration'])}[/]",
+                highlight=False,
+            )
+        elif event == "cached":
+            self.console.print(f"  [cyan]↺[/] {step} [dim](cached)[/]", highlight=False)
+        elif event == "failed":
+            self.console.print(f"  [red]✗ {step}[/] {info['error']}", highlight=False)
+        elif event == "skipped":
+            self.console.print(f"  [dim]- {step} (skipped)[/]", highlight=False)
+        elif event == "retry":
+            self.console.print(
+                f"  [yellow]↻ {step}[/] attempt {info['attempt']} failed: {info['error']}; "
+                f"retrying in {info['delay']:.1f} s",
+                highlight=False,
+            )
+
+
+def run(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="FILE.py:PIPELINE or package.module:PIPELINE")],
+    param: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--param", "-p", help="Pipeline parameter as key=value (repeatable)."),
+    ] = None,
+    executor: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="inline, threads[:N], processes[:N], dask-local[:N], dask://HOST:PORT"),
+    ] = None,
+    max_workers: Annotated[Optional[int], typer.Option(help="Parallel steps.")] = None,  # noqa: UP045
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Re-run every step.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Run a pipeline: conveyor run pipelines/training.py:training -p test_size=0.25"""
+    from conveyor.exceptions import ConveyorError, PipelineDefinitionError, RunFailedError
+    from conveyor.execution.loader import load_pipeline, parse_params
+    from conveyor.execution.orchestrator import run_pipeline
+
+    settings = common.settings(ctx)
+    try:
+        pipeline = load_pipeline(target, settings.root)
+        params = parse_params(pipeline, param or [])
+        plan_size = len(pipeline.build(**params).nodes)
+    except PipelineDefinitionError as exc:
+        common.fail(str(exc), code=2)
+    except ConveyorError as exc:
+        common.fail(str(exc), code=2)
+    started = time.perf_counter()
+    console = common.console()
+    if not (quiet or json_out):
+        console.print(f"Running [bold]{pipeline.name}[/] {params or ''}", highlight=False)
+    failed: RunFailedError | None = None
+    with _Progress(pipeline.name, plan_size, quiet or json_out) as progress:
+        try:
+            result = run_pipeline(
+                pipeline,
+                params,
+                settings=settings,
+                executor=executor,
+                max_workers=max_workers,
+                cache=False if no_cache else None,
+                on_event=progress,
+            )
+        except RunFailedError as exc:
+            failed = exc
+            result = exc.run  # type: ignore[assignment]
+        except ConveyorError as exc:
+            common.fail(str(exc))
+    elapsed = time.perf_counter() - started
+    if json_out:
+        common.print_json({**result.record, "steps": result.steps()})
+    elif not quiet or failed:
+        steps = result.steps()
+        cached = sum(1 for s in steps if s["cache_hit"])
+        console.print(
+            f"Run [bold]{result.id}[/] {_status(result.status)} in "
+            f"{common.format_duration(elapsed)}: {len(steps)} steps, {cached} cached.",
+            highlight=False,
+        )
+    if failed is not None:
+        cause = failed.__cause__
+        if cause is not None and getattr(cause, "traceback_text", ""):
+            common.err_console().print(cause.traceback_text, highlight=False, markup=False)
+        common.fail(str(failed))
+
+
+def runs_list(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="Rows per page.")] = 20,
+    before: Annotated[
+        Optional[str], typer.Option(help="Show runs older than this run id (next page).")  # noqa: UP045
+    ] = None,
+    pipeline: Annotated[Optional[str], typer.Option(help="Only this pipeline.")] = None,  # noqa: UP045
+    status: Annotated[Optional[str], typer.Option(help="Only this status.")] = None,  # noqa: UP045
+    json_out: JsonFlag = False,
+) -> None:
+    """List runs, newest first."""
+    from conveyor.exceptions import ConveyorError
+
+    try:
+        store = common.metadata_store(ctx)
+        store.reconcile_stale_runs()
+        rows = store.list_runs(limit=limit, before=before, pipeline=pipeline, status=status)
+    except ConveyorError as exc:
+        common.fail(str(exc))
+    if json_out:
+        common.print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title=None, box=None, header_style="bold")
+    for column in ("run", "pipeline", "status", "started", "duration", "params"):
+        table.add_column(column)
+    for row in rows:
+        duration = (
+            row["ended_at"] - row["started_at"] if row["ended_at"] and row["started_at"] else None
+        )
+        params = ", ".join(f"{k}={v}" for k, v in (row["params"] or {}).items())
+        table.add_row(
+            row["id"],
+            row["pipeline"],
+            _status(row["status"]),
+            common.format_time(row["started_at"]),
+            common.format_duration(duration),
+            params[:60],
+        )
+    common.console().print(table)
+    if len(rows) == limit:
+        common.console().print(f"[dim]next page: --before {rows[-1]['id']}[/]")
+
+
+def runs_show(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Show a run: params, outputs, steps, metrics."""
+    from conveyor.exceptions import ConveyorError
+
+    try:
+        store = common.metadata_store(ctx)
+        store.reconcile_stale_runs()
+        run_row = store.get_run(run_id)
+        steps = store.step_runs(run_row["id"])
+        metrics = store.latest_metrics(run_row["id"])
+    except ConveyorError as exc:
+        common.fail(str(exc))
+    if json_out:
+        common.print_json({**run_row, "steps": steps, "metrics": metrics})
+        return
+    from rich.table import Table
+
+    console = common.console()
+    duration = (
+        run_row["ended_at"] - run_row["started_at"]
+        if run_row["ended_at"] and run_row["started_at"]
+        else None
+    )
+    console.print(f"[bold]Run {run_row['id']}[/]  {run_row['pipeline']}  {_status(run_row['status'])}")
+    console.print(
+        f"started {common.format_time(run_row['started_at'])}, took "
+        f"{common.format_duration(duration)}, executor {run_row['executor']}, "
+        f"code {run_row['code_sha'] or '-'}{' (dirty)' if run_row['code_dirty'] else ''}",
+        highlight=False,
+    )
+    if run_row["params"]:
+        console.print("params: " + ", ".join(f"{k}={v}" for k, v in run_row["params"].items()))
+    if run_row["outputs"]:
+        console.print("outputs: " + ", ".join(f"{k}={v}" for k, v in run_row["outputs"].items()))
+    if run_row["error"]:
+        console.print(f"[red]error:[/] {run_row['error']}", highlight=False)
+    table = Table(box=None, header_style="bold")
+    for column in ("step", "status", "attempts", "duration", "cache"):
+        table.add_column(column)
+    for step in steps:
+        cache = f"hit ({step['cache_source']})" if step["cache_hit"] else ""
+        table.add_row(
+            step["name"],
+            _status(step["status"]),
+            str(step["attempts"]),
+            common.format_duration(step["duration"]),
+            cache,
+        )
+    console.print(table)
+    if metrics:
+        console.print("metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+
+def _diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    keys = sorted(set(a) | set(b))
+    return [(k, a.get(k), b.get(k)) for k in keys]
+
+
+def runs_compare(
+    ctx: typer.Context,
+    run_a: Annotated[str, typer.Argument(help="First run id.")],
+    run_b: Annotated[str, typer.Argument(help="Second run id.")],
+    all_rows: Annotated[bool, typer.Option("--all", help="Also show equal values.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Show parameter and metric differences between two runs."""
+    from conveyor.exceptions import ConveyorError
+
+    try:
+        store = common.metadata_store(ctx)
+        a, b = store.get_run(run_a), store.get_run(run_b)
+        params_a = _step_params(store, a)
+        params_b = _step_params(store, b)
+        metrics_a, metrics_b = store.latest_metrics(a["id"]), store.latest_metrics(b["id"])
+    except ConveyorError as exc:
+        common.fail(str(exc))
+    params = [r for r in _diff(params_a, params_b) if all_rows or r[1] != r[2]]
+    metrics = [r for r in _diff(metrics_a, metrics_b) if all_rows or r[1] != r[2]]
+    if json_out:
+        common.print_json(
+            {
+                "runs": [a["id"], b["id"]],
+                "params": [{"key": k, "a": x, "b": y} for k, x, y in params],
+                "metrics": [
+                    {"key": k, "a": x, "b": y, "delta": None if x is None or y is None else y - x}
+                    for k, x, y in metrics
+                ],
+            }
+        )
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("", "key", a["id"], b["id"], "delta"):
+        table.add_column(column)
+    for key, x, y in params:
+        table.add_row("param", key, repr(x), repr(y), "")
+    for key, x, y in metrics:
+        delta = "" if x is None or y is None else f"{y - x:+.4g}"
+        table.add_row("metric", key, "-" if x is None else f"{x:.4g}", "-" if y is None else f"{y:.4g}", delta)
+    if not params and not metrics:
+        common.console().print("No differences in params or metrics.")
+    else:
+        common.console().print(table)
+
+
+def _step_params(store: Any, run_row: Mapping[str, Any]) -> dict[str, Any]:
+    """Run params plus every step's recorded params, keyed step.param."""
+    out: dict[str, Any] = dict(run_row["params"] or {})
+    for step in store.step_runs(run_row["id"]):
+        for key, value in (step["params"] or {}).items():
+            out[f"{step['name']}.{key}"] = value
+    return out
+
+
+def logs(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    step: Annotated[str, typer.Argument(help="Step invocation name, as in `runs show`.")],
+) -> None:
+    """Print what a step printed and logged (stdout, stderr, logging)."""
+    from conveyor.exceptions import ConveyorError
+
+    try:
+        store = common.metadata_store(ctx)
+        run_row = store.get_run(run_id)
+        row = store.find_step_run(run_row["id"], step)
+        text = store.get_logs(row["cache_source"] if row["cache_hit"] else row["id"])
+    except ConveyorError as exc:
+        common.fail(str(exc))
+    if row["cache_hit"]:
+        common.err_console().print(f"[dim](cached: logs of step run {row['cache_source']})[/]")
+    if row["traceback"]:
+        text = (text + "\n" if text else "") + row["traceback"]
+    typer.echo(text, nl=not text.endswith("\n"))
+
+
+def artifacts_show(
+    ctx: typer.Context,
+    artifact_id: Annotated[str, typer.Argument(help="Artifact id (or a unique prefix).")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Show an artifact: type, size, summary, producing step."""
+    from conveyor.exceptions import ConveyorError
+
+    try:
+        row = common.metadata_store(ctx).get_artifact(artifact_id)
+    except ConveyorError as exc:
+        common.fail(str(exc))
+    if json_out:
+        common.print_json(row)
+        return
+    console = common.console()
+    console.print(f"[bold]Artifact {row['id']}[/]  {row['name']} ({row['kind']})")
+    console.print(f"type {row['type_name']}, {row['size']} bytes, stored as {row['materializer']}")
+    console.print(f"sha256 {row['content_hash']}", highlight=False)
+    console.print(f"run {row['run_id']}, step run {row['step_run_id'] or '-'}", highlight=False)
+    for key, value in (row["summary"] or {}).items():
+        console.print(f"  {key}: {value}", highlight=False)
+
+
+def lineage(
+    ctx: typer.Context,
+    artifact_id: Annotated[str, typer.Argument(help="Artifact id.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Show where an artifact came from: the steps and artifacts upstream of it."""
+    from conveyor.exceptions import ConveyorError
+
+    try:
+        graph = common.metadata_store(ctx).lineage(artifact_id)
+    except ConveyorError as exc:
+        common.fail(str(exc))
+    if json_out:
+        common.print_json(graph)
+        return
+    from rich.tree import Tree
+
+    artifacts, steps, edges = graph["artifacts"], graph["step_runs"], graph["edges"]
+    producers: dict[str, list[str]] = {}
+    inputs: dict[str, list[tuple[str, str]]] = {}
+    for edge in edges:
+        if edge["direction"] == "out":
+            producers.setdefault(edge["artifact_id"], []).append(edge["step_run_id"])
+        elif edge["direction"] == "in":
+            inputs.setdefault(edge["step_run_id"], []).append((edge["name"], edge["artifact_id"]))
+
+    def add_artifact(tree: Any, aid: str, seen: set[str]) -> None:
+        row = artifacts[aid]
+        node = tree.add(f"[bold]{row['name']}[/] {aid} [dim]{row['type_name']}[/]")
+        if aid in seen:
+            return
+        seen = seen | {aid}
+        for sid in producers.get(aid, [])[:1]:
+            step = steps.get(sid)
+            if step is None:
+                continue
+            label = f"[cyan]{step['name']}[/] step run {sid} run {step['run_id']}"
+            if step["cache_hit"]:
+                label += f" [dim](cached from {step['cache_source']})[/]"
+            step_node = node.add(label)
+            for _name, upstream in sorted(inputs.get(sid, [])):
+                if upstream in artifacts:
+                    add_artifact(step_node, upstream, seen)
+
+    root = artifacts[graph_root(graph, artifact_id)]
+    tree = Tree(f"lineage of {root['id']}")
+    add_artifact(tree, root["id"], set())
+    common.console().print(tree)
+
+
+def graph_root(graph: Mapping[str, Any], artifact_id: str) -> str:
+    for aid in graph["artifacts"]:
+        if aid == artifact_id or aid.startswith(artifact_id.upper()):
+            return str(aid)
+    return str(next(iter(graph["artifacts"])))
+
+
+def db_upgrade(ctx: typer.Context) -> None:
+    """Apply the shipped schema migrations to the metadata database."""
+    from conveyor.exceptions import ConveyorError
+    from conveyor.stores.metadata.engine import HEAD_REVISION, current_revision, make_engine, upgrade
+
+    settings = common.settings(ctx)
+    try:
+        engine = make_engine(settings.db_url)
+        before = current_revision(engine)
+        upgrade(engine)
+    except ConveyorError as exc:
+        common.fail(str(exc))
+    common.console().print(f"Schema at revision {HEAD_REVISION} (was {before or 'empty'}).")
+
+
+def db_current(ctx: typer.Context) -> None:
+    """Print the schema revision of the metadata database."""
+    from conveyor.stores.metadata.engine import HEAD_REVISION, current_revision, make_engine
+
+    revision = current_revision(make_engine(common.settings(ctx).db_url))
+    typer.echo(f"{revision or 'empty'} (this conveyor expects {HEAD_REVISION})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("logs")(logs)
+    app.command("lineage")(lineage)
+    runs_app.command("list")(runs_list)
+    runs_app.command("show")(runs_show)
+    runs_app.command("compare")(runs_compare)
+    artifacts_app.command("show")(artifacts_show)
+    db_app.command("upgrade")(db_upgrade)
+    db_app.command("current")(db_current)
+    app.add_typer(runs_app, name="runs")
+    app.add_typer(artifacts_app, name="artifacts")
+    app.add_typer(db_app, name="db")

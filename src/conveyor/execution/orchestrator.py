@@ -1,0 +1,764 @@
+"""The orchestrator: executes a `Plan`, and is the only writer of its run's metadata.
+
+It walks the DAG, computes cache keys, reuses cached results, submits the rest to an
+executor through `execute_step`, retries with backoff, enforces timeouts, expands dynamic
+`map`s when their input is known, skips what depends on a failure while independent
+branches finish, and records every step run, artifact, lineage edge, metric and log.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import heapq
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conveyor._internal.hashing import canonical_json, hash_parts
+from conveyor._internal.ids import new_id
+from conveyor.config import Settings, load_settings
+from conveyor.core.pipeline import (
+    ArtifactInput,
+    GatherInput,
+    InputRef,
+    ItemInput,
+    ListInput,
+    LiteralInput,
+    Node,
+    Pipeline,
+    Plan,
+)
+from conveyor.exceptions import (
+    ConveyorError,
+    RunFailedError,
+    StepFailedError,
+    StepTimeoutError,
+)
+from conveyor.execution.executors import Executor, make_executor
+from conveyor.execution.fingerprint import fingerprint
+from conveyor.execution.run import Run
+from conveyor.execution.worker import (
+    ArtifactRef,
+    InputValue,
+    ItemRef,
+    StepPayload,
+    StepResult,
+    StoredValue,
+    execute_step,
+    execute_step_remote,
+    store_value,
+)
+from conveyor.materializers.base import default_registry
+from conveyor.stores.artifacts import ArtifactStore, open_artifact_store
+from conveyor.stores.metadata import MetadataStore, open_metadata_store
+from conveyor.stores.metadata.store import (
+    COMPLETED,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    SKIPPED,
+    process_start_time,
+)
+
+EventHandler = Callable[[str, str, Mapping[str, Any]], None]
+_HOST = socket.gethostname()
+_PID = os.getpid()
+
+
+def code_version(root: Path) -> tuple[str | None, bool | None]:
+    """(git sha, dirty flag) of the project at `root`, or (None, None) outside git."""
+    folder = root.resolve()
+    if not any((p / ".git").exists() for p in (folder, *folder.parents)):
+        return None, None
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10
+        )
+        if sha.returncode != 0:
+            return None, None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None, None
+    return sha.stdout.strip() or None, bool(status.stdout.strip())
+
+
+def _json_params(values: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        try:
+            canonical_json(value)
+            out[key] = value
+        except TypeError:
+            out[key] = f"<{type(value).__name__}>"
+    return out
+
+
+@dataclass
+class _Attempt:
+    node: str
+    step_run_id: str
+    attempt: int
+    submitted: float
+    deadline: float | None
+    cache_key: str | None
+
+
+class _Execution:
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        run_id: str,
+        settings: Settings,
+        metadata: MetadataStore,
+        artifacts: ArtifactStore,
+        executor: Executor,
+        use_cache: bool,
+        on_event: EventHandler | None,
+    ) -> None:
+        self.plan = plan
+        self.run_id = run_id
+        self.settings = settings
+        self.metadata = metadata
+        self.artifacts = artifacts
+        self.executor = executor
+        self.use_cache = use_cache
+        self.on_event = on_event
+        self.registry = default_registry()
+        self.root = str(settings.root)
+        self.nodes: dict[str, Node] = dict(plan.nodes)
+        self.downstream = plan.downstream()
+        self.waiting: dict[str, set[str]] = {n: node.upstream() for n, node in self.nodes.items()}
+        self.children: dict[str, list[str]] = {}
+        self.map_remaining: dict[str, int] = {}
+        self.produced: dict[tuple[str, str], ArtifactRef] = {}
+        self.done: set[str] = set()
+        self.failed: dict[str, StepFailedError] = {}
+        self.skipped: set[str] = set()
+        self.step_run_ids: dict[str, str] = {}
+        self.attempts: dict[str, int] = {}
+        self.running: dict[cf.Future[StepResult], _Attempt] = {}
+        self.retry_heap: list[tuple[float, str]] = []
+        self.ready: list[str] = []
+        self.remote = not executor.in_process
+
+    # ------------------------------------------------------------------ helpers
+    def emit(self, kind: str, node: str, **info: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, node, info)
+
+    def resolve(self, ref: InputRef, node: str, name: str) -> InputValue:
+        if isinstance(ref, ArtifactInput):
+            key = (ref.node, ref.output)
+            if key not in self.produced:
+                raise ConveyorError(
+                    f"Step {ref.node!r} produced no output {ref.output!r} for {node!r}."
+                )
+            return self.produced[key]
+        if isinstance(ref, ListInput):
+            return tuple(self.produced[(r.node, r.output)] for r in ref.refs)
+        if isinstance(ref, GatherInput):
+            return tuple(self.produced[(c, ref.output)] for c in self.children.get(ref.node, []))
+        if isinstance(ref, ItemInput):
+            source = self.resolve(ref.source, node, name)
+            assert not isinstance(source, ItemRef)
+            return ItemRef(source, ref.index)
+        if isinstance(ref, LiteralInput):
+            return self.produced[("__literal__", f"{node}.{name}")]
+        raise TypeError(ref)
+
+    @staticmethod
+    def _describe(value: InputValue) -> Any:
+        if isinstance(value, ArtifactRef):
+            return [value.content_hash, value.materializer]
+        if isinstance(value, ItemRef):
+            return {"item": _Execution._describe(value.artifact), "index": value.index}
+        return [_Execution._describe(v) for v in value]
+
+    def cache_key(self, node: Node, inputs: Mapping[str, InputValue]) -> str:
+        step = node.step
+        versions = sorted(
+            {
+                f"{m}@{self.registry.by_name(m).version}"
+                for m in _materializers(inputs.values())
+            }
+        )
+        return hash_parts(
+            step.name,
+            fingerprint(step, self.root),
+            canonical_json(node.params),
+            canonical_json({k: self._describe(v) for k, v in sorted(inputs.items())}),
+            ",".join(versions),
+            step.settings.cache_version or "",
+        )
+
+    # ------------------------------------------------------------------ scheduling
+    def start(self) -> None:
+        self._store_literals()
+        for name in self.plan.order:
+            if not self.waiting[name]:
+                self.ready.append(name)
+
+    def _store_literals(self) -> None:
+        rows = []
+        for node in self.nodes.values():
+            for input_name, ref in node.inputs.items():
+                if isinstance(ref, LiteralInput):
+                    stored = store_value(
+                        self.artifacts, self.registry, f"{node.name}.{input_name}", ref.value, "literal"
+                    )
+                    artifact_id = new_id()
+                    rows.append(self._artifact_row(artifact_id, stored, None))
+                    self.produced[("__literal__", f"{node.name}.{input_name}")] = ArtifactRef(
+                        artifact_id, stored.content_hash, stored.materializer, stored.summary
+                    )
+        self.metadata.insert_artifacts(rows)
+
+    def _artifact_row(
+        self, artifact_id: str, stored: StoredValue, step_run_id: str | None
+    ) -> dict[str, Any]:
+        return {
+            "id": artifact_id,
+            "name": stored.name,
+            "kind": stored.kind,
+            "content_hash": stored.content_hash,
+            "uri": stored.uri,
+            "type_name": stored.type_name,
+            "materializer": stored.materializer,
+            "materializer_version": stored.materializer_version,
+            "size": stored.size,
+            "summary": stored.summary,
+            "created_at": time.time(),
+            "run_id": self.run_id,
+            "step_run_id": step_run_id,
+        }
+
+    def launch(self, name: str) -> None:
+        node = self.nodes[name]
+        if node.is_dynamic_map:
+            self.expand(node)
+            return
+        inputs = {k: self.resolve(ref, name, k) for k, ref in node.inputs.items()}
+        key = self.cache_key(node, inputs)
+        step_run_id = self.step_run_ids.get(name) or new_id()
+        self.step_run_ids[name] = step_run_id
+        if self.use_cache and node.step.settings.cache and self._try_cache(node, key, inputs):
+            return
+        attempt = self.attempts.get(name, 0) + 1
+        self.attempts[name] = attempt
+        now = time.time()
+        if attempt == 1:
+            self.metadata.start_step_runs(
+                [
+                    {
+                        "id": step_run_id,
+                        "run_id": self.run_id,
+                        "name": name,
+                        "step": node.step.name,
+                        "status": RUNNING,
+                        "attempts": 1,
+                        "started_at": now,
+                        "cache_key": key,
+                        "params": _json_params(node.params),
+                    }
+                ]
+            )
+        else:
+            self.metadata.update_step_run(step_run_id, attempts=attempt)
+        payload = StepPayload(
+            run_id=self.run_id,
+            step_run_id=step_run_id,
+            node=name,
+            function=node.step,
+            returns_tuple=node.step.returns_tuple,
+            output_names=tuple(o.name for o in node.step.outputs),
+            params=dict(node.params),
+            inputs=inputs,
+            artifact_url=self.settings.artifact_url,
+            attempt=attempt,
+        )
+        timeout = node.step.settings.timeout
+        self.emit("submitted", name, attempt=attempt)
+        future = self.executor.submit(
+            execute_step_remote if self.remote else execute_step, payload
+        )
+        self.running[future] = _Attempt(
+            name, step_run_id, attempt, now, now + timeout if timeout else None, key
+        )
+
+    def _try_cache(self, node: Node, key: str, inputs: Mapping[str, InputValue]) -> bool:
+        hit = self.metadata.find_cache_hit(key)
+        if hit is None:
+            return False
+        source, outputs = hit
+        wanted = [o.name for o in node.step.outputs]
+        if any(name not in outputs for name in wanted):
+            return False
+        if not all(self.artifacts.exists(outputs[n]["content_hash"]) for n in wanted):
+            return False
+        step_run_id = self.step_run_ids[node.name]
+        now = time.time()
+        edges = self._input_edges(step_run_id, inputs)
+        for name in wanted:
+            row = outputs[name]
+            self.produced[(node.name, name)] = ArtifactRef(
+                row["id"], row["content_hash"], row["materializer"], dict(row["summary"] or {})
+            )
+            edges.append(self._edge(step_run_id, row["id"], "out", name))
+        self.metadata.record_step(
+            step_run_id=step_run_id,
+            run_id=self.run_id,
+            insert=True,
+            fields={
+                "name": node.name,
+                "step": node.step.name,
+                "status": COMPLETED,
+                "attempts": 0,
+                "started_at": now,
+                "ended_at": now,
+                "duration": 0.0,
+                "cache_key": key,
+                "cache_hit": True,
+                "cache_source": source,
+                "params": _json_params(node.params),
+            },
+            edges=edges,
+        )
+        self.emit("cached", node.name, source=source)
+        self.complete(node.name)
+        return True
+
+    def _edge(self, step_run_id: str, artifact_id: str, direction: str, name: str) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "step_run_id": step_run_id,
+            "artifact_id": artifact_id,
+            "direction": direction,
+            "name": name,
+        }
+
+    def _input_edges(
+        self, step_run_id: str, inputs: Mapping[str, InputValue]
+    ) -> list[dict[str, Any]]:
+        edges = []
+        for name, value in inputs.items():
+            if isinstance(value, ArtifactRef):
+                edges.append(self._edge(step_run_id, value.id, "in", name))
+            elif isinstance(value, ItemRef):
+                refs = value.artifact if isinstance(value.artifact, tuple) else (value.artifact,)
+                for ref in refs:
+                    edges.append(self._edge(step_run_id, ref.id, "in", f"{name}[{value.index}]"))
+            else:
+                for index, ref in enumerate(value):
+                    edges.append(self._edge(step_run_id, ref.id, "in", f"{name}[{index}]"))
+        return edges
+
+    def expand(self, node: Node) -> None:
+        assert node.map_source is not None and node.map_input is not None
+        source = node.map_source
+        if isinstance(source, GatherInput):
+            count = len(self.children.get(source.node, []))
+        else:
+            ref = self.produced[(source.node, source.output)]
+            length = ref.summary.get("length")
+            if length is None:
+                error = StepFailedError(
+                    node.name,
+                    self.run_id,
+                    f"cannot map over output {source.node}.{source.output}: its value has no "
+                    "length. Map over a list.",
+                )
+                self.fail(node.name, error, record=True)
+                return
+            count = int(length)
+        names = []
+        for index in range(count):
+            child = Node(
+                name=f"{node.name}[{index}]",
+                step=node.step,
+                params=dict(node.params),
+                inputs={**node.inputs, node.map_input: ItemInput(source, index)},
+                parent=node.name,
+                index=index,
+            )
+            self.nodes[child.name] = child
+            self.downstream[child.name] = set()
+            names.append(child.name)
+        self.children[node.name] = names
+        self.map_remaining[node.name] = count
+        self.emit("expanded", node.name, count=count)
+        if count == 0:
+            self.complete(node.name)
+        else:
+            self.ready.extend(names)
+
+    def complete(self, name: str) -> None:
+        self.done.add(name)
+        node = self.nodes[name]
+        if node.parent is not None and node.parent in self.map_remaining:
+            self.map_remaining[node.parent] -= 1
+            if self.map_remaining[node.parent] == 0:
+                self.complete(node.parent)
+            return
+        for child in sorted(self.downstream.get(name, ())):
+            waiting = self.waiting[child]
+            waiting.discard(name)
+            if not waiting and child not in self.skipped:
+                self.ready.append(child)
+
+    def fail(self, name: str, error: StepFailedError, *, record: bool = False) -> None:
+        self.failed[name] = error
+        if record:
+            now = time.time()
+            self.metadata.record_step(
+                step_run_id=self.step_run_ids.get(name) or new_id(),
+                run_id=self.run_id,
+                insert=True,
+                fields={
+                    "name": name,
+                    "step": self.nodes[name].step.name,
+                    "status": FAILED,
+                    "started_at": now,
+                    "ended_at": now,
+                    "error_type": error.error_type or type(error).__name__,
+                    "error": str(error),
+                },
+            )
+        self.emit("failed", name, error=str(error))
+        node = self.nodes[name]
+        if node.parent is not None and node.parent in self.map_remaining:
+            if node.parent not in self.failed:
+                self.failed[node.parent] = error
+                self._skip_downstream(node.parent)
+            return
+        self._skip_downstream(name)
+
+    def _skip_downstream(self, name: str) -> None:
+        stack = list(self.downstream.get(name, ()))
+        rows = []
+        now = time.time()
+        while stack:
+            child = stack.pop()
+            if child in self.skipped or child in self.done or child in self.failed:
+                continue
+            self.skipped.add(child)
+            rows.append(
+                {
+                    "id": new_id(),
+                    "run_id": self.run_id,
+                    "name": child,
+                    "step": self.nodes[child].step.name,
+                    "status": SKIPPED,
+                    "attempts": 0,
+                    "started_at": now,
+                    "ended_at": now,
+                    "error": f"Skipped because {name!r} failed.",
+                }
+            )
+            self.emit("skipped", child, because=name)
+            stack.extend(self.downstream.get(child, ()))
+        self.metadata.start_step_runs(rows)
+
+    def finish(self, future: cf.Future[StepResult], attempt: _Attempt) -> None:
+        node = self.nodes[attempt.node]
+        try:
+            result = future.result()
+        except BaseException as exc:  # the executor itself failed (worker died, pickling)
+            now = time.time()
+            result = StepResult(
+                ok=False,
+                started_at=attempt.submitted,
+                ended_at=now,
+                error_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+                error=f"the executor could not run the step: {exc}",
+                exception=exc,
+            )
+        timeout = node.step.settings.timeout
+        if result.ok and timeout is not None and result.ended_at - result.started_at > timeout:
+            result.ok = False
+            result.error_type = "conveyor.exceptions.StepTimeoutError"
+            result.error = f"timed out after {timeout:g} s"
+        if result.ok:
+            self._record_success(node, attempt, result)
+            self.emit("completed", node.name, duration=result.ended_at - result.started_at)
+            self.complete(node.name)
+        else:
+            self._record_failure(node, attempt, result)
+
+    def _record_success(self, node: Node, attempt: _Attempt, result: StepResult) -> None:
+        step_run_id = attempt.step_run_id
+        inputs = {
+            k: self.resolve(ref, node.name, k) for k, ref in node.inputs.items()
+        }
+        edges = self._input_edges(step_run_id, inputs)
+        artifact_rows = []
+        for name, stored in result.outputs.items():
+            artifact_id = new_id()
+            artifact_rows.append(self._artifact_row(artifact_id, stored, step_run_id))
+            edges.append(self._edge(step_run_id, artifact_id, "out", name))
+            self.produced[(node.name, name)] = ArtifactRef(
+                artifact_id, stored.content_hash, stored.materializer, stored.summary
+            )
+        for stored in result.logged:
+            artifact_id = new_id()
+            artifact_rows.append(self._artifact_row(artifact_id, stored, step_run_id))
+            edges.append(self._edge(step_run_id, artifact_id, "log", stored.name))
+        params = _json_params({**node.params, **result.params})
+        self.metadata.record_step(
+            step_run_id=step_run_id,
+            run_id=self.run_id,
+            fields={
+                "status": COMPLETED,
+                "attempts": attempt.attempt,
+                "ended_at": result.ended_at,
+                "duration": result.ended_at - result.started_at,
+                "params": params,
+                "host": result.host,
+                "error": None,
+            },
+            new_artifacts=artifact_rows,
+            edges=edges,
+            metrics=[
+                {
+                    "run_id": self.run_id,
+                    "step_run_id": step_run_id,
+                    "key": key,
+                    "value": value,
+                    "step": index,
+                    "timestamp": stamp,
+                }
+                for key, value, index, stamp in result.metrics
+            ],
+            logs=result.logs or None,
+            tags=result.tags,
+        )
+
+    def _record_failure(self, node: Node, attempt: _Attempt, result: StepResult) -> None:
+        settings = node.step.settings
+        if attempt.attempt <= settings.retries:
+            delay = settings.retry_delay * settings.backoff ** (attempt.attempt - 1)
+            heapq.heappush(self.retry_heap, (time.time() + delay, node.name))
+            self.emit("retry", node.name, attempt=attempt.attempt, delay=delay, error=result.error)
+            return
+        timed_out = result.error_type.endswith("StepTimeoutError")
+        error_cls = StepTimeoutError if timed_out else StepFailedError
+        error = error_cls(
+            node.name,
+            self.run_id,
+            f"{result.error_type.rsplit('.', 1)[-1]}: {result.error}",
+            error_type=result.error_type,
+            traceback_text=result.traceback,
+        )
+        if result.exception is not None:
+            error.__cause__ = result.exception
+        self.metadata.record_step(
+            step_run_id=attempt.step_run_id,
+            run_id=self.run_id,
+            fields={
+                "status": FAILED,
+                "attempts": attempt.attempt,
+                "ended_at": result.ended_at,
+                "duration": result.ended_at - result.started_at,
+                "error_type": result.error_type,
+                "error": result.error,
+                "traceback": result.traceback,
+                "host": result.host,
+            },
+            logs=result.logs or None,
+        )
+        self.fail(node.name, error)
+
+    def loop(self) -> None:
+        while True:
+            while self.ready:
+                self.launch(self.ready.pop(0))
+            now = time.time()
+            while self.retry_heap and self.retry_heap[0][0] <= now:
+                _, name = heapq.heappop(self.retry_heap)
+                self.launch(name)
+            if self.ready:
+                continue
+            if not self.running:
+                if self.retry_heap:
+                    time.sleep(max(0.0, self.retry_heap[0][0] - time.time()))
+                    continue
+                return
+            wake = [a.deadline for a in self.running.values() if a.deadline is not None]
+            if self.retry_heap:
+                wake.append(self.retry_heap[0][0])
+            timeout = max(0.0, min(wake) - time.time()) if wake else None
+            finished, _ = cf.wait(
+                list(self.running), timeout=timeout, return_when=cf.FIRST_COMPLETED
+            )
+            for future in finished:
+                attempt = self.running.pop(future)
+                self.finish(future, attempt)
+            now = time.time()
+            for future, attempt in list(self.running.items()):
+                if attempt.deadline is not None and now >= attempt.deadline and not future.done():
+                    # The attempt is abandoned: its thread or process may still be running,
+                    # but its result will be ignored.
+                    del self.running[future]
+                    future.cancel()
+                    timeout_s = self.nodes[attempt.node].step.settings.timeout
+                    self._record_failure(
+                        self.nodes[attempt.node],
+                        attempt,
+                        StepResult(
+                            ok=False,
+                            started_at=attempt.submitted,
+                            ended_at=now,
+                            error_type="conveyor.exceptions.StepTimeoutError",
+                            error=f"timed out after {timeout_s:g} s",
+                        ),
+                    )
+
+    def outputs(self) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for name, ref in self.plan.outputs.items():
+            try:
+                value = self.resolve(ref, "<outputs>", name)
+            except (KeyError, ConveyorError):
+                continue
+            if isinstance(value, ArtifactRef):
+                result[name] = value.id
+            elif isinstance(value, tuple):
+                result[name] = [v.id for v in value]
+        return result
+
+
+def _materializers(values: Any) -> set[str]:
+    names: set[str] = set()
+    for value in values:
+        if isinstance(value, ArtifactRef):
+            names.add(value.materializer)
+        elif isinstance(value, ItemRef):
+            names |= _materializers(
+                value.artifact if isinstance(value.artifact, tuple) else (value.artifact,)
+            )
+        else:
+            names |= _materializers(value)
+    return names
+
+
+def run_pipeline(
+    pipeline: Pipeline[Any, Any],
+    params: Mapping[str, Any] | None = None,
+    *,
+    settings: Settings | None = None,
+    executor: Executor | str | None = None,
+    max_workers: int | None = None,
+    cache: bool | None = None,
+    tags: Mapping[str, str] | None = None,
+    trigger: Mapping[str, Any] | None = None,
+    on_event: EventHandler | None = None,
+    raise_on_failure: bool = True,
+) -> Run:
+    """Build `pipeline` with `params`, execute it and record everything.
+
+    Args:
+        pipeline: The pipeline to run.
+        params: Pipeline parameters (validated against its signature).
+        settings: Stores and defaults; built from conveyor.toml and env when omitted.
+        executor: An Executor, or a spec such as ``threads:4``, ``processes``, ``inline``.
+        max_workers: Parallelism for an executor built from a spec.
+        cache: Override caching for every step (``False`` = ``--no-cache``).
+        tags: String tags stored on the run.
+        trigger: Why the run started (recorded for lineage), e.g. a schedule or a drift.
+        on_event: Called with (event, step, info) as steps progress.
+        raise_on_failure: Raise RunFailedError when a step failed (else return the Run).
+
+    Raises:
+        PipelineDefinitionError: the DAG is invalid (before anything is recorded).
+        RunFailedError: a step failed; the error names it and chains the original.
+    """
+    settings = settings or load_settings()
+    plan = pipeline.build(**dict(params or {}))
+    metadata = open_metadata_store(settings.db_url)
+    artifacts = open_artifact_store(settings.artifact_url)
+    metadata.reconcile_stale_runs()
+    owned = not isinstance(executor, Executor)
+    runner: Executor = (
+        make_executor(executor or settings.executor, max_workers or settings.max_workers)
+        if owned or executor is None
+        else executor  # type: ignore[assignment]
+    )
+    sha, dirty = code_version(settings.root)
+    run_id = new_id()
+    started = time.time()
+    metadata.create_run(
+        {
+            "id": run_id,
+            "pipeline": plan.pipeline,
+            "status": RUNNING,
+            "created_at": started,
+            "started_at": started,
+            "params": _json_params(plan.params),
+            "code_sha": sha,
+            "code_dirty": dirty,
+            "executor": runner.name,
+            "host": _HOST,
+            "pid": _PID,
+            "proc_start": process_start_time(_PID),
+            "trigger": dict(trigger) if trigger else None,
+        },
+        tags=dict(tags or {}),
+    )
+    execution = _Execution(
+        plan,
+        run_id=run_id,
+        settings=settings,
+        metadata=metadata,
+        artifacts=artifacts,
+        executor=runner,
+        use_cache=settings.cache if cache is None else cache,
+        on_event=on_event,
+    )
+    try:
+        execution.start()
+        execution.loop()
+    except BaseException as exc:
+        status = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else FAILED
+        metadata.update_run(
+            run_id, status=status, ended_at=time.time(), error=f"{type(exc).__name__}: {exc}"
+        )
+        metadata.close_open_steps(run_id, status)
+        if owned:
+            runner.shutdown(wait=False)
+        raise
+    if owned:
+        runner.shutdown(wait=not execution.failed)
+    status = FAILED if execution.failed else COMPLETED
+    error = None
+    if execution.failed:
+        first = next(iter(execution.failed.values()))
+        error = str(first)
+    metadata.update_run(
+        run_id,
+        status=status,
+        ended_at=time.time(),
+        outputs=execution.outputs(),
+        error=error,
+    )
+    run = Run(metadata.get_run(run_id), metadata, artifacts)
+    if execution.failed and raise_on_failure:
+        names = ", ".join(sorted(execution.failed))
+        first = next(iter(execution.failed.values()))
+        raise RunFailedError(
+            f"Run {run_id} of pipeline {plan.pipeline!r} failed in step(s) {names}. "
+            f"{first}\nSee `conveyor runs show {run_id}` and `conveyor logs {run_id} "
+            f"{first.step}`.",
+            run=run,
+        ) from first
+    return run
