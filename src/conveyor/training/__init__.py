@@ -1,0 +1,1 @@
+"""Training helpers: the `Model` artifact and its flavors, input signatures, tuning."""

@@ -1,0 +1,340 @@
+"""`Model`: a fitted object with its signature, training Profile, metrics and versions.
+
+A `Model` is what a training step returns and what the registry stores and serves. It
+serializes itself (a small zip: ``model.json`` + the flavor's bytes + the Profile), so a
+``@step`` returning one is stored as an artifact, and every flavor loads back as an object
+with ``predict`` and, for classifiers, ``predict_proba``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import platform
+import warnings
+import zipfile
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from conveyor.exceptions import ModelError
+from conveyor.training.flavors import flavor_for, flavor_named, library_version
+from conveyor.training.signature import Signature
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+logger = logging.getLogger("conveyor.training")
+
+FORMAT_VERSION = 1
+# A fixed timestamp in zip entries, so equal models give equal bytes (and one blob).
+_ZIP_TIME = (2020, 1, 1, 0, 0, 0)
+
+
+class LibraryVersionWarning(UserWarning):
+    """A model is loaded with another version of its library than it was trained with."""
+
+
+def _profile_class() -> Any:
+    """`conveyor.data.profile.Profile` when that module is available, else None."""
+    try:
+        from conveyor.data import profile as profile_module  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return getattr(profile_module, "Profile", None)
+
+
+def _versions(flavor_module: str) -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for module in ("numpy", "pandas", flavor_module):
+        version = library_version(module)
+        if version is not None:
+            versions[module] = version
+    try:
+        import conveyor
+
+        versions["conveyor"] = conveyor.__version__
+    except (ImportError, AttributeError):
+        pass
+    return versions
+
+
+class Model:
+    """A fitted model ready to register, load and serve.
+
+    Attributes:
+        flavor: The library family (``sklearn``, ``lightgbm``, ``xgboost``, ``torch``).
+        obj: The fitted object (after `load`, the flavor's loaded object).
+        signature: Input columns, dtypes and categorical domains of the training frame.
+        profile: The training data Profile (a ``conveyor.data.profile.Profile``, or its
+            bytes when that module is not available), or None.
+        metrics: Metrics recorded with the model (e.g. validation scores).
+        library_versions: Versions of python, numpy, pandas and the flavor's library at
+            training time.
+        target: Name of the label column of the training frame, when given.
+        flavor_meta: What the flavor needs to load its bytes (JSON-able).
+    """
+
+    __conveyor_artifact__ = True
+
+    def __init__(
+        self,
+        *,
+        flavor: str,
+        obj: Any,
+        signature: Signature,
+        profile: Any = None,
+        metrics: Mapping[str, float] | None = None,
+        library_versions: Mapping[str, str] | None = None,
+        target: str | None = None,
+        flavor_meta: Mapping[str, Any] | None = None,
+        data: bytes | None = None,
+    ) -> None:
+        self.flavor = flavor
+        self.obj = obj
+        self.signature = signature
+        self.profile = profile
+        self.metrics: dict[str, float] = {k: float(v) for k, v in (metrics or {}).items()}
+        self.library_versions: dict[str, str] = dict(library_versions or {})
+        self.target = target
+        self.flavor_meta: dict[str, Any] = dict(flavor_meta or {})
+        self._data = data  # the flavor's bytes, once computed
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_fitted(
+        cls,
+        obj: Any,
+        train_frame: pd.DataFrame,
+        metrics: Mapping[str, float] | None = None,
+        *,
+        target: str | None = None,
+        profile: bool = True,
+    ) -> Model:
+        """Wrap a fitted estimator with what it was trained on.
+
+        Args:
+            obj: A fitted scikit-learn estimator or Pipeline, LightGBM or XGBoost model,
+                or a torch module.
+            train_frame: The training frame. Its columns, without `target`, become the
+                signature; the whole frame is profiled.
+            metrics: Scores to keep with the model.
+            target: The label column of `train_frame`, if it holds one.
+            profile: Compute the training Profile (when conveyor.data is available).
+
+        Raises:
+            ModelError: no flavor supports `obj` (lists the supported ones), or `target`
+                is not a column of the frame.
+        """
+        flavor = flavor_for(obj)
+        features = train_frame
+        if target is not None:
+            if target not in train_frame.columns:
+                from conveyor.exceptions import did_you_mean
+
+                raise ModelError(
+                    f"The target column {target!r} is not in the training frame."
+                    + did_you_mean(target, [str(c) for c in train_frame.columns])
+                )
+            features = train_frame.drop(columns=[target])
+        signature = Signature.from_frame(features)
+        profile_value = None
+        profile_cls = _profile_class() if profile else None
+        if profile_cls is not None:
+            try:
+                profile_value = profile_cls.from_frame(train_frame)
+            except Exception as exc:
+                # The Profile is an extra (drift baseline); a frame it cannot describe must
+                # not stop training. The reason is logged for the user.
+                logger.warning("The training frame could not be profiled: %s", exc)
+        return cls(
+            flavor=flavor.name,
+            obj=obj,
+            signature=signature,
+            profile=profile_value,
+            metrics=metrics,
+            library_versions=_versions(flavor.module),
+            target=target,
+        )
+
+    # ------------------------------------------------------------------ predicting
+    def _frame(self, X: Any) -> pd.DataFrame:
+        import pandas as pd
+
+        if not isinstance(X, pd.DataFrame):
+            X = pd.DataFrame(X, columns=self.signature.names)
+        return self.signature.coerce(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions for the rows of `X` (a DataFrame with the signature's columns).
+
+        Raises:
+            ModelError: a column is missing or cannot be cast to its training type.
+        """
+        import numpy as np
+
+        return np.asarray(self.obj.predict(self._frame(X)))
+
+    @property
+    def has_proba(self) -> bool:
+        return callable(getattr(self.obj, "predict_proba", None))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, columns in the order of `classes_`.
+
+        Raises:
+            ModelError: the model is not a probabilistic classifier.
+        """
+        import numpy as np
+
+        method = getattr(self.obj, "predict_proba", None)
+        if not callable(method):
+            raise ModelError(
+                f"This {self.flavor} model ({type(self.obj).__name__}) has no predict_proba: "
+                "it is not a probabilistic classifier. Use predict."
+            )
+        return np.asarray(method(self._frame(X)))
+
+    def __getattr__(self, name: str) -> Any:
+        # `classes_` exists exactly when the fitted object has it.
+        if name == "classes_":
+            obj = self.__dict__.get("obj")
+            if obj is not None and hasattr(obj, "classes_"):
+                return obj.classes_
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # ------------------------------------------------------------------ bytes
+    def _flavor_bytes(self) -> bytes:
+        if self._data is None:
+            data, meta = flavor_named(self.flavor).save(self.obj)
+            self._data = data
+            self.flavor_meta = meta
+        return self._data
+
+    def header(self) -> dict[str, Any]:
+        """The JSON-able description stored as ``model.json``."""
+        self._flavor_bytes()
+        return {
+            "format": FORMAT_VERSION,
+            "flavor": self.flavor,
+            "flavor_meta": self.flavor_meta,
+            "estimator": f"{type(self.obj).__module__}.{type(self.obj).__qualname__}",
+            "signature": self.signature.to_dict(),
+            "metrics": self.metrics,
+            "library_versions": self.library_versions,
+            "target": self.target,
+        }
+
+    def to_bytes(self) -> bytes:
+        header = self.header()
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, payload in (
+                ("model.json", json.dumps(header, sort_keys=True).encode()),
+                ("model.bin", self._flavor_bytes()),
+                ("profile.bin", self._profile_bytes()),
+            ):
+                if payload is None:
+                    continue
+                info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, payload)
+        return buffer.getvalue()
+
+    def _profile_bytes(self) -> bytes | None:
+        if self.profile is None:
+            return None
+        if isinstance(self.profile, bytes):
+            return self.profile
+        return bytes(self.profile.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Model:
+        """Load a model written by `to_bytes`.
+
+        Warns with `LibraryVersionWarning` when the flavor's library version differs from
+        the one the model was trained with.
+
+        Raises:
+            ModelError: the bytes are not a conveyor model, or its flavor's library is not
+                installed.
+        """
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                header = json.loads(archive.read("model.json"))
+                payload = archive.read("model.bin")
+                names = set(archive.namelist())
+                profile_bytes = archive.read("profile.bin") if "profile.bin" in names else None
+        except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+            raise ModelError(f"These bytes are not a conveyor model: {exc}.") from exc
+        if int(header.get("format", 0)) > FORMAT_VERSION:
+            raise ModelError(
+                f"This model was written in format {header['format']}; this conveyor reads "
+                f"up to {FORMAT_VERSION}. Upgrade conveyor to load it."
+            )
+        flavor = flavor_named(str(header["flavor"]))
+        trained = dict(header.get("library_versions", {}))
+        current = library_version(flavor.module)
+        if current is None:
+            raise ModelError(
+                f"This is a {flavor.name} model but {flavor.module} is not installed. "
+                f"Install {flavor.module}=={trained.get(flavor.module, '')}".rstrip("=")
+                + " to load it."
+            )
+        recorded = trained.get(flavor.module)
+        if recorded is not None and recorded != current:
+            warnings.warn(
+                f"This model was trained with {flavor.module} {recorded} and is loaded with "
+                f"{flavor.module} {current}; predictions may differ. Install "
+                f"{flavor.module}=={recorded} or retrain and register a new version.",
+                LibraryVersionWarning,
+                stacklevel=2,
+            )
+        meta = dict(header.get("flavor_meta", {}))
+        obj = flavor.load(payload, meta)
+        profile: Any = profile_bytes
+        profile_cls = _profile_class()
+        if profile_bytes is not None and profile_cls is not None:
+            profile = profile_cls.from_bytes(profile_bytes)
+        return cls(
+            flavor=flavor.name,
+            obj=obj,
+            signature=Signature.from_dict(header["signature"]),
+            profile=profile,
+            metrics=header.get("metrics"),
+            library_versions=trained,
+            target=header.get("target"),
+            flavor_meta=meta,
+            data=payload,
+        )
+
+    def artifact_summary(self) -> dict[str, Any]:
+        """What the UI and `conveyor runs show` display for a Model artifact."""
+        return {
+            "flavor": self.flavor,
+            "estimator": f"{type(self.obj).__module__}.{type(self.obj).__qualname__}",
+            "columns": self.signature.names[:200],
+            "metrics": self.metrics,
+            "library_versions": self.library_versions,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"Model(flavor={self.flavor!r}, estimator={type(self.obj).__name__}, "
+            f"columns={len(self.signature.columns)})"
+        )
+
+
+def load(source: bytes | str) -> Model:
+    """A Model from its bytes or from a registry reference (``name@alias``, ``name/3``).
+
+    Raises:
+        ModelError: the bytes are not a model.
+        NotFoundError: the reference names no registered model version.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return Model.from_bytes(bytes(source))
+    from conveyor.registry.registry import load_model
+
+    return load_model(source)
