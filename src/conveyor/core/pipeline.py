@@ -199,13 +199,21 @@ class _Builder:
 
     def _ref(self, step: Step[Any, Any], input_name: str, value: Any) -> InputRef | None:
         """The input reference for `value`, or None when it is a JSON parameter."""
+        if isinstance(value, (StepOutput, MappedOutput)) and value.annotation is None:
+            raise PipelineDefinitionError(
+                f"Step {value.node!r} returns None, so it has no output to feed input "
+                f"{input_name!r} of step {step.name!r}. Annotate its return type, or order "
+                f"the steps with after={value.node!r}."
+            )
         if isinstance(value, StepOutput):
             self._check(value.annotation, f"{value.node}.{value.output}", step, input_name)
             return ArtifactInput(value.node, value.output)
         if isinstance(value, MappedOutput):
             expected = step.input(input_name).annotation
             element = list_element(expected)
-            if expected is not inspect_empty and not is_compatible(value.annotation, element):
+            if not is_compatible(list, expected) or (
+                expected is not inspect_empty and not is_compatible(value.annotation, element)
+            ):
                 raise TypeMismatchError(
                     f"Mapped output {value.node}.{value.output} "
                     f"({annotation_name(value.annotation)}) cannot feed input {input_name!r} "
