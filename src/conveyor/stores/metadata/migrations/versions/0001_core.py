@@ -116,7 +116,7 @@ def upgrade() -> None:
     sa.Column('ended_at', sa.Float(), nullable=True),
     sa.Column('duration', sa.Float(), nullable=True),
     sa.Column('cache_key', sa.String(length=64), nullable=True),
-    sa.Column('cache_hit', sa.Boolean(), server_default=sa.text('0'), nullable=False),
+    sa.Column('cache_hit', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.Column('cache_source', sa.String(length=26), nullable=True),
     sa.Column('params', sa.JSON(), nullable=True),
     sa.Column('error_type', sa.String(length=200), nullable=True),
