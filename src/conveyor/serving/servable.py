@@ -1,0 +1,177 @@
+"""What the serving layer needs from a model, and where loaded models come from.
+
+`Servable` wraps one loaded model version: its name, version, validation rules and one
+`predict_frame` call that returns predictions and, for classifiers, probabilities in a
+single pass. A `ModelSource` tells which version a reference points at now (a cheap
+query, polled for hot reload) and loads a given version.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from conveyor.exceptions import ServingError
+from conveyor.serving.validation import ColumnRule, Unseen, Validator, rules_from_signature
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+
+@dataclass
+class Servable:
+    """One loaded model version, ready to answer.
+
+    Attributes:
+        name: Registered model name.
+        version: Version label (the registry's integer version, as a string).
+        rules: Input column rules from the model signature.
+        predictor: Callable taking a frame, returning (predictions, probabilities | None).
+        classes: Class labels in probability column order, or None.
+        flavor: The model flavor, for metadata.
+        model: The underlying model object (a `conveyor.training.model.Model`, usually).
+    """
+
+    name: str
+    version: str
+    rules: tuple[ColumnRule, ...]
+    predictor: Any
+    classes: list[Any] | None = None
+    flavor: str = "unknown"
+    model: Any = None
+    _validators: dict[str, Validator] = field(default_factory=dict, repr=False)
+
+    def predict_frame(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        result: tuple[np.ndarray, np.ndarray | None] = self.predictor(frame)
+        return result
+
+    def validator(self, unseen: Unseen) -> Validator:
+        validator = self._validators.get(unseen)
+        if validator is None:
+            validator = self._validators[unseen] = Validator(self.rules, unseen)
+        return validator
+
+
+def servable_from_model(model: Any, name: str, version: str) -> Servable:
+    """Wrap a conveyor `Model` (predict, optional predict_proba, signature, flavor).
+
+    For a classifier exposing ``classes_`` and ``predict_proba``, predictions are the
+    most probable class, computed from the one probability call: a second pass through
+    the model (a forest, say) would double the cost of every batch.
+    """
+    signature = getattr(model, "signature", None)
+    if signature is None:
+        raise ServingError(
+            f"Model {name} version {version} has no input signature, so the server cannot "
+            "validate requests. Register it with Model.from_fitted(estimator, train_frame)."
+        )
+    rules = rules_from_signature(signature)
+    classes = getattr(model, "classes_", None)
+    has_proba = bool(getattr(model, "has_proba", False))
+    predictor: Any
+    if has_proba and classes is not None:
+        import numpy as np
+
+        labels = np.asarray(classes)
+
+        def predictor(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+            proba = np.asarray(model.predict_proba(frame))
+            return labels.take(proba.argmax(axis=1)), proba
+
+    else:
+        import numpy as np
+
+        def predictor(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+            return np.asarray(model.predict(frame)), None
+
+    return Servable(
+        name=name,
+        version=str(version),
+        rules=rules,
+        predictor=predictor,
+        classes=[c.item() if hasattr(c, "item") else c for c in classes]
+        if (has_proba and classes is not None)
+        else None,
+        flavor=str(getattr(model, "flavor", "unknown")),
+        model=model,
+    )
+
+
+class ModelSource(Protocol):
+    """Where the served model comes from.
+
+    Implementations are called from worker threads; `current_version` must be cheap (it
+    is polled for hot reload) and `load` may be slow.
+    """
+
+    name: str
+    ref: str
+
+    def current_version(self) -> str:
+        """The version the reference points at now.
+
+        Raises:
+            ConveyorError: the reference cannot be resolved.
+        """
+        ...
+
+    def load(self, version: str) -> Servable:
+        """Load the given version.
+
+        Raises:
+            ConveyorError: the version cannot be loaded.
+        """
+        ...
+
+
+class FixedSource:
+    """Serve one in-memory model; the version moves only when `replace` is called."""
+
+    def __init__(self, model: Any, name: str, version: str = "1") -> None:
+        self.name = name
+        self.ref = f"{name}:{version}"
+        self._lock = threading.Lock()
+        self._models: dict[str, Any] = {str(version): model}
+        self._version = str(version)
+
+    def replace(self, model: Any, version: str) -> None:
+        """Point the source at another model (what moving an alias does in a registry)."""
+        with self._lock:
+            self._models[str(version)] = model
+            self._version = str(version)
+
+    def current_version(self) -> str:
+        return self._version
+
+    def load(self, version: str) -> Servable:
+        with self._lock:
+            model = self._models[version]
+        if isinstance(model, Servable):
+            return model
+        return servable_from_model(model, self.name, version)
+
+
+class RegistrySource:
+    """A registry reference such as ``churn@production``, resolved through the registry."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        self.name = ref.split("@", 1)[0].split(":", 1)[0]
+
+    def current_version(self) -> str:
+        from conveyor.registry import resolve
+
+        return str(resolve(self.ref).version)
+
+    def load(self, version: str) -> Servable:
+        from conveyor.registry import load_model
+
+        model = load_model(f"{self.name}:{version}")
+        return servable_from_model(model, self.name, version)
+
+
+if TYPE_CHECKING:
+    _fixed: ModelSource = FixedSource(None, "m")
+    _registry: ModelSource = RegistrySource("m@production")
