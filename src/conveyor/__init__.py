@@ -25,6 +25,12 @@ _EXPORTS: dict[str, str] = {
     "ConveyorError": "conveyor.exceptions",
     "RunFailedError": "conveyor.exceptions",
     "StepFailedError": "conveyor.exceptions",
+    "Model": "conveyor.training.model",
+    "tune": "conveyor.training.tuning",
+    "evaluate": "conveyor.evaluation.metrics",
+    "Gate": "conveyor.evaluation.gate",
+    "register_model": "conveyor.registry.registry",
+    "load_model": "conveyor.registry.registry",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -35,7 +41,12 @@ if TYPE_CHECKING:
     from conveyor.core.pipeline import Pipeline, pipeline
     from conveyor.core.step import Step, step
     from conveyor.exceptions import ConveyorError, RunFailedError, StepFailedError
+    from conveyor.evaluation.gate import Gate
+    from conveyor.evaluation.metrics import evaluate
     from conveyor.materializers.base import register_materializer
+    from conveyor.registry.registry import load_model, register_model
+    from conveyor.training.model import Model
+    from conveyor.training.tuning import tune
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,36 @@
+"""The model registry: named models, integer versions, aliases, audit log, lineage."""
+
+from __future__ import annotations
+
+from conveyor.registry.registry import (
+    ModelRef,
+    ModelVersion,
+    Registry,
+    RegistryEvent,
+    get_registry,
+    history,
+    load_model,
+    promote,
+    register_model,
+    resolve,
+    rollback,
+)
+
+register = register_model
+load = load_model
+
+__all__ = [
+    "ModelRef",
+    "ModelVersion",
+    "Registry",
+    "RegistryEvent",
+    "get_registry",
+    "history",
+    "load",
+    "load_model",
+    "promote",
+    "register",
+    "register_model",
+    "resolve",
+    "rollback",
+]
