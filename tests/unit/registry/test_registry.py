@@ -109,7 +109,7 @@ def test_bad_references_say_what_exists(registry: Registry, models) -> None:
         registry.register(models[0], "churn@prod")
     with pytest.raises(ModelError, match="version number"):
         ModelRef.parse("churn/latest")
-    with pytest.raises(ModelError, match="Model.from_fitted"):
+    with pytest.raises(ModelError, match=r"Model\.from_fitted"):
         registry.register("not a model", "churn")  # type: ignore[arg-type]
 
 
