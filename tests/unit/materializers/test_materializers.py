@@ -1,0 +1,145 @@
+"""Built-in materializers round-trip their types; users can register their own."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from conveyor.exceptions import MaterializerError
+from conveyor.materializers.base import MaterializerRegistry, default_registry
+from conveyor.materializers.builtin import install
+
+
+def round_trip(value: Any, registry: MaterializerRegistry | None = None) -> tuple[str, Any, dict]:
+    registry = registry or default_registry()
+    materializer, data, summary = registry.dump(value)
+    loaded = registry.by_name(materializer.name).load(data, summary)
+    return materializer.name, loaded, summary
+
+
+@pytest.mark.parametrize(
+    "value", [0, 3.5, "text", True, None, [1, "a", None], {"k": [1, 2]}, (1, 2, "x")]
+)
+def test_json_values_keep_their_type(value: Any) -> None:
+    name, loaded, _ = round_trip(value)
+    assert name == "json"
+    assert loaded == value and type(loaded) is type(value)
+
+
+def test_numpy_arrays() -> None:
+    array = np.arange(12, dtype=np.float32).reshape(3, 4)
+    name, loaded, summary = round_trip(array)
+    assert name == "numpy" and loaded.dtype == np.float32
+    np.testing.assert_array_equal(loaded, array)
+    assert summary["shape"] == [3, 4] and summary["length"] == 3
+
+
+def test_pandas_frames_and_series_as_parquet() -> None:
+    frame = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", None]})
+    name, loaded, summary = round_trip(frame)
+    assert name == "pandas.parquet"
+    pd.testing.assert_frame_equal(loaded, frame)
+    assert summary["shape"] == [3, 2] and summary["columns"] == ["a", "b"]
+    series = pd.Series([1.5, 2.5], name="score")
+    _, loaded_series, _ = round_trip(series)
+    pd.testing.assert_series_equal(loaded_series, series)
+
+
+def test_duplicate_column_names_get_a_clear_error() -> None:
+    frame = pd.DataFrame([[1, 2]], columns=["a", "a"])
+    with pytest.raises(MaterializerError, match="duplicate column names"):
+        default_registry().dump(frame)
+
+
+def test_arrow_and_polars_tables() -> None:
+    table = pa.table({"x": [1, 2], "y": ["a", "b"]})
+    name, loaded, _ = round_trip(table)
+    assert name == "arrow.parquet" and loaded.equals(table)
+    frame = pl.DataFrame({"x": [1, 2], "y": ["a", "b"]})
+    name, loaded, _ = round_trip(frame)
+    assert name == "polars.parquet" and loaded.equals(frame)
+
+
+def test_sklearn_pipeline_through_skops_predicts_identically() -> None:
+    x, y = load_iris(return_X_y=True)
+    model = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=5, random_state=0))
+    model.fit(x, y)
+    name, loaded, summary = round_trip(model)
+    assert name == "sklearn.skops"
+    assert summary["estimator"].endswith("Pipeline")
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_skops_artifact_with_unrecorded_types_is_refused() -> None:
+    registry = default_registry()
+    x, y = load_iris(return_X_y=True)
+    model = RandomForestClassifier(n_estimators=2, random_state=0).fit(x, y)
+    materializer, data, summary = registry.dump(model)
+    summary = {**summary, "skops_trusted": []}
+    from skops.io import get_untrusted_types
+
+    if get_untrusted_types(data=data):
+        with pytest.raises(MaterializerError, match="Refusing to load"):
+            registry.by_name(materializer.name).load(data, summary)
+
+
+class Opaque:
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+def test_unknown_types_fall_back_to_cloudpickle_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="conveyor.materializers"):
+        name, loaded, _ = round_trip(Opaque(5))
+    assert name == "cloudpickle" and loaded.value == 5
+    assert "register_materializer" in caplog.text and "Opaque" in caplog.text
+
+
+class Celsius(float):
+    pass
+
+
+class CelsiusMaterializer:
+    name = "celsius"
+    version = "2"
+
+    def save(self, value: Any) -> bytes:
+        return f"{float(value)}C".encode()
+
+    def load(self, data: bytes, summary: dict[str, Any]) -> Any:
+        return Celsius(float(data.decode().rstrip("C")))
+
+    def summary(self, value: Any, data: bytes) -> dict[str, Any]:
+        return {"degrees": float(value)}
+
+
+def test_user_registered_materializer_wins_over_builtins() -> None:
+    registry = MaterializerRegistry()
+    install(registry)
+    registry.register(Celsius, CelsiusMaterializer())
+    name, loaded, summary = round_trip(Celsius(21.5), registry)
+    assert name == "celsius" and isinstance(loaded, Celsius) and loaded == 21.5
+    assert summary == {"degrees": 21.5}
+
+
+def test_loading_with_an_unknown_materializer_names_it() -> None:
+    with pytest.raises(MaterializerError, match="No materializer named 'nope'"):
+        default_registry().by_name("nope")
+
+
+def test_self_serializing_refuses_classes_outside_conveyor() -> None:
+    registry = default_registry()
+    with pytest.raises(MaterializerError, match="must be conveyor classes"):
+        registry.by_name("conveyor.object").load(b"", {"class": "os:system"})
