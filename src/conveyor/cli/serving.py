@@ -1,10 +1,179 @@
-"""CLI commands of the serving component (filled in by its issue)."""
+"""CLI commands of the serving component: `conveyor serve` and `conveyor predict`.
+
+Everything heavy (uvicorn, pandas, pyarrow, the model) is imported inside the commands.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
 import typer
+
+from conveyor.cli import common
+
+
+def serve(  # noqa: PLR0917 - typer maps parameters to options
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="Model reference: name@alias, name/VERSION or name.")],
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    host: Annotated[
+        str, typer.Option(help="Address to bind. Anything but loopback needs --token-file.")
+    ] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
+    token_file: Annotated[
+        Optional[Path],  # noqa: UP045 - typer needs Optional on 3.11
+        typer.Option(help="File holding the bearer token clients must send."),
+    ] = None,
+    unseen: Annotated[
+        str, typer.Option(help="Categories unseen in training: reject (422) or pass.")
+    ] = "reject",
+    batching: Annotated[
+        bool, typer.Option(help="Group concurrent requests into one model call.")
+    ] = True,
+    max_batch_rows: Annotated[int, typer.Option(help="Rows per model call at most.")] = 128,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="Longest wait for more requests under concurrent load.")
+    ] = 2.0,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body (MiB).")] = 8.0,
+    reload_interval: Annotated[
+        float, typer.Option(help="Seconds between checks for a moved alias (0: never).")
+    ] = 5.0,
+    log_predictions: Annotated[
+        bool, typer.Option(help="Log inputs and predictions to the artifact store.")
+    ] = True,
+    log_level: Annotated[str, typer.Option(help="Server log level.")] = "warning",
+) -> None:
+    """Serve a model over HTTP: POST /predict, Open Inference Protocol v2, /metrics."""
+    from conveyor.exceptions import ConveyorError
+    from conveyor.serving.app import MiB, ServeOptions
+    from conveyor.serving.batching import BatchPolicy
+    from conveyor.serving.predlog import LogPolicy
+    from conveyor.serving.server import serve as run_server
+
+    settings = common.settings(ctx)
+    if unseen not in ("reject", "pass"):
+        common.fail(f"--unseen must be 'reject' or 'pass'. Got {unseen!r} instead.")
+    try:
+        from conveyor.registry import resolve
+
+        version = resolve(ref)  # fail fast on a wrong reference, before binding
+        options = ServeOptions(
+            unseen=unseen,  # type: ignore[arg-type]
+            batching=BatchPolicy(
+                enabled=batching, max_batch_rows=max_batch_rows, max_wait=max_wait_ms / 1000
+            ),
+            max_body_bytes=int(max_body_mb * MiB),
+            reload_interval=reload_interval or None,
+            prediction_log=LogPolicy() if log_predictions else None,
+        )
+        common.err_console().print(
+            f"Serving [bold]{ref}[/] (version {version.version}) on http://{host}:{port} "
+            f"with {workers} worker(s); API at /docs, metrics at /metrics.",
+            highlight=False,
+        )
+        run_server(
+            ref,
+            host=host,
+            port=port,
+            workers=workers,
+            token_file=str(token_file) if token_file else None,
+            options=options,
+            artifact_url=settings.artifact_url if log_predictions else None,
+            log_level=log_level,
+        )
+    except ConveyorError as exc:
+        common.fail(str(exc))
+
+
+def predict(  # noqa: PLR0917
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="Model reference: name@alias, name/VERSION or name.")],
+    input_path: Annotated[Path, typer.Argument(help="Parquet or CSV file to score.")],
+    output_path: Annotated[Path, typer.Argument(help="Parquet file to write.")],
+    chunk_rows: Annotated[int, typer.Option(help="Rows per chunk.")] = 100_000,
+    workers: Annotated[int, typer.Option(help="Scoring processes.")] = 1,
+    id_column: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Column copied beside each prediction (and into the reject file)."),
+    ] = None,
+    reject_file: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Where invalid rows go (default: OUTPUT.rejects.parquet)."),
+    ] = None,
+    unseen: Annotated[
+        str, typer.Option(help="Categories unseen in training: reject or pass.")
+    ] = "reject",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Score a file in chunks (memory flat in input size); invalid rows go to a reject file."""
+    from conveyor.exceptions import ConveyorError
+    from conveyor.serving.batch import score_file
+
+    common.settings(ctx)
+    if not input_path.exists():
+        common.fail(f"The input file {str(input_path)!r} does not exist.")
+    if unseen not in ("reject", "pass"):
+        common.fail(f"--unseen must be 'reject' or 'pass'. Got {unseen!r} instead.")
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn("[bold]scoring[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=common.err_console(),
+        disable=as_json,
+    )
+    task = bar.add_task("rows", total=None)
+
+    def progress(done: int, total: int | None) -> None:
+        bar.update(task, completed=done, total=total)
+
+    try:
+        with bar:
+            summary = score_file(
+                ref,
+                input_path,
+                output_path,
+                chunk_rows=chunk_rows,
+                workers=workers,
+                id_column=id_column,
+                reject_path=reject_file,
+                unseen=unseen,  # type: ignore[arg-type]
+                progress=progress,
+            )
+    except ConveyorError as exc:
+        common.fail(str(exc))
+    if as_json:
+        common.print_json(summary.to_dict())
+        return
+    out = common.console()
+    out.print(
+        f"Scored [bold]{summary.rows_scored:,}[/] of {summary.rows_in:,} rows with "
+        f"{summary.model} version {summary.version} in "
+        f"{common.format_duration(summary.seconds)} ({summary.rows_per_second:,.0f} rows/s) "
+        f"-> {summary.output}",
+        highlight=False,
+    )
+    if summary.rows_rejected:
+        out.print(
+            f"[yellow]{summary.rows_rejected:,} invalid rows[/] -> {summary.reject_file} "
+            "(see its _reason column)",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this component's commands and sub-apps to the root app."""
-    return None
+    """Add `serve` and `predict` to the root app."""
+    kwargs: dict[str, Any] = {}
+    app.command("serve", **kwargs)(serve)
+    app.command("predict", **kwargs)(predict)

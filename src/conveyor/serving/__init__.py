@@ -24,7 +24,21 @@ _EXPORTS: dict[str, str] = {
     "serve": "conveyor.serving.server",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BatchPolicy",
+    "BatchSummary",
+    "FixedSource",
+    "LogPolicy",
+    "PredictionLogger",
+    "RegistrySource",
+    "RequestError",
+    "Servable",
+    "ServeOptions",
+    "ServingApp",
+    "create_app",
+    "score_file",
+    "serve",
+]
 
 if TYPE_CHECKING:
     from conveyor.serving.app import ServeOptions, ServingApp, create_app

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from conveyor.registry import Registry
+
 
 @dataclass
 class Servable:
@@ -154,21 +156,32 @@ class FixedSource:
 
 
 class RegistrySource:
-    """A registry reference such as ``churn@production``, resolved through the registry."""
+    """A registry reference such as ``churn@production``, resolved on every poll.
 
-    def __init__(self, ref: str) -> None:
+    Args:
+        ref: ``name@alias``, ``name/VERSION`` or ``name`` (latest version).
+        registry: The registry to ask; by default the one of the current settings.
+    """
+
+    def __init__(self, ref: str, registry: Registry | None = None) -> None:
+        from conveyor.registry import ModelRef
+
         self.ref = ref
-        self.name = ref.split("@", 1)[0].split(":", 1)[0]
+        self.name = ModelRef.parse(ref).name
+        self._registry = registry
+
+    def _get(self) -> Registry:
+        if self._registry is None:
+            from conveyor.registry import get_registry
+
+            self._registry = get_registry()
+        return self._registry
 
     def current_version(self) -> str:
-        from conveyor.registry import resolve
-
-        return str(resolve(self.ref).version)
+        return str(self._get().resolve(self.ref).version)
 
     def load(self, version: str) -> Servable:
-        from conveyor.registry import load_model
-
-        model = load_model(f"{self.name}:{version}")
+        model = self._get().load(f"{self.name}/{version}")
         return servable_from_model(model, self.name, version)
 
 

@@ -1,0 +1,127 @@
+"""Run the model server under uvicorn (one process, or N worker processes)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from conveyor._internal.lazy import require
+from conveyor.exceptions import ConfigError
+from conveyor.serving.app import ServeOptions, ServingApp, create_app
+from conveyor.serving.auth import DEFAULT_HOST, check_bind, read_token
+from conveyor.serving.batching import BatchPolicy
+from conveyor.serving.predlog import LogPolicy
+
+if TYPE_CHECKING:
+    from conveyor.serving.servable import ModelSource
+
+_SPEC_ENV = "CONVEYOR_SERVE_SPEC"
+
+
+def _options_to_json(options: ServeOptions) -> dict[str, Any]:
+    out = dataclasses.asdict(options)
+    out.pop("token")  # workers read the token file themselves; never in the environment
+    return out
+
+
+def _options_from_json(data: dict[str, Any], token: str | None) -> ServeOptions:
+    log = data.get("prediction_log")
+    return ServeOptions(
+        unseen=data["unseen"],
+        batching=BatchPolicy(**data["batching"]),
+        max_body_bytes=data["max_body_bytes"],
+        reload_interval=data["reload_interval"],
+        token=token,
+        prediction_log=LogPolicy(**log) if log is not None else None,
+    )
+
+
+def build_app(
+    source: ModelSource,
+    options: ServeOptions,
+    artifact_url: str | None,
+) -> ServingApp:
+    store = None
+    if artifact_url is not None and options.prediction_log is not None:
+        from conveyor.stores.artifacts import open_artifact_store
+
+        store = open_artifact_store(artifact_url)
+    return create_app(source, options, log_store=store)
+
+
+def worker_app() -> ServingApp:
+    """App factory for uvicorn worker processes (reads the spec the parent left)."""
+    from conveyor.serving.servable import RegistrySource
+
+    spec = json.loads(os.environ[_SPEC_ENV])
+    token = read_token(spec["token_file"]) if spec["token_file"] else None
+    options = _options_from_json(spec["options"], token)
+    return build_app(RegistrySource(spec["ref"]), options, spec["artifact_url"])
+
+
+def serve(
+    source: ModelSource | str,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = 8080,
+    workers: int = 1,
+    token_file: str | None = None,
+    options: ServeOptions | None = None,
+    artifact_url: str | None = None,
+    log_level: str = "warning",
+) -> None:
+    """Serve a model until interrupted.
+
+    Args:
+        source: A registry reference (``churn@production``) or a ModelSource.
+        host: Address to bind; anything but loopback needs `token_file`.
+        port: TCP port.
+        workers: Server processes (each loads the model and batches on its own).
+        token_file: File holding the bearer token clients must send.
+        options: Validation, batching, limits and logging behaviour.
+        artifact_url: Artifact store receiving prediction logs (None: no logging).
+        log_level: uvicorn's log level.
+
+    Raises:
+        ConfigError: a non-loopback host without a token, an unreadable token file, or
+            workers > 1 with a ModelSource object instead of a reference.
+    """
+    uvicorn = require("uvicorn", "serve")
+    token = read_token(token_file) if token_file else None
+    check_bind(host, token)
+    if workers < 1:
+        raise ConfigError(f"The 'workers' parameter of serve must be an int >= 1. Got {workers}.")
+    options = dataclasses.replace(options or ServeOptions(), token=token)
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": False,
+        "lifespan": "on",
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if workers == 1:
+        if isinstance(source, str):
+            from conveyor.serving.servable import RegistrySource
+
+            source = RegistrySource(source)
+        app = build_app(source, options, artifact_url)
+        uvicorn.Server(uvicorn.Config(app, **common)).run()
+        return
+    if not isinstance(source, str):
+        raise ConfigError(
+            "Serving with workers > 1 needs a registry reference (each worker process "
+            "loads the model itself), not a model object."
+        )
+    os.environ[_SPEC_ENV] = json.dumps(
+        {
+            "ref": source,
+            "token_file": os.path.abspath(token_file) if token_file else None,
+            "options": _options_to_json(options),
+            "artifact_url": artifact_url,
+        }
+    )
+    uvicorn.run("conveyor.serving.server:worker_app", factory=True, workers=workers, **common)
