@@ -46,7 +46,7 @@ def _level_capacity(k: int, num_levels: int, height: int, m: int) -> int:
 
 def _cap_aux(k: int, depth: int) -> int:
     tmp = ((2 * k) << depth) // (3**depth)
-    return (tmp + 1) >> 1
+    return int(tmp + 1) >> 1
 
 
 def _total_capacity(k: int, m: int, num_levels: int) -> int:
@@ -71,7 +71,13 @@ def _raise_levels(blob: bytes, shift: int) -> bytes:
     out[18] = new_levels
     struct.pack_into("<Q", out, 8, n << shift)
     out += struct.pack(f"<{new_levels}I", *offsets[:new_levels])
-    out += blob[_HEADER + 4 * num_levels :]
+    # Levels above 0 must be sorted; level 0 may not be, so sort it before it moves up.
+    start = _HEADER + 4 * num_levels + 16  # after the min and max items
+    size = levels[1] - levels[0]
+    items = np.frombuffer(blob, dtype="<f8", count=capacity - levels[0], offset=start).copy()
+    items[:size].sort()
+    out += blob[_HEADER + 4 * num_levels : start]
+    out += items.tobytes()
     return bytes(out)
 
 
