@@ -55,7 +55,8 @@ def main() -> None:
     plain_best, _ = best_of(20, plain_chain)
     counter = iter(range(1000, 10**9))
     best, median = best_of(
-        5, lambda: run_pipeline(chain, {"start": next(counter)}, settings=settings, executor=executor)
+        5,
+        lambda: run_pipeline(chain, {"start": next(counter)}, settings=settings, executor=executor),
     )
     run = run_pipeline(chain, {"start": 7}, settings=settings, executor=executor)
     assert run.output() == 7 + N
@@ -66,13 +67,19 @@ def main() -> None:
     print(f"executor: {run.record['executor']}")
     print(f"plain python, {N} calls: {plain_best * 1e6:.1f} us")
     print(f"in-process run, {N} steps: best {best * 1000:.1f} ms, median {median * 1000:.1f} ms")
-    print(f"overhead per step: {per_step_ms:.2f} ms (target <= 3 ms); ratio to plain calls: "
-          f"{best / plain_best:.0f}x")
-    print(f"fully cached re-run: best {cached_best * 1000:.1f} ms, median {cached_median * 1000:.1f} ms (target < 100 ms)")
+    print(
+        f"overhead per step: {per_step_ms:.2f} ms (target <= 3 ms); ratio to plain calls: "
+        f"{best / plain_best:.0f}x"
+    )
+    print(
+        f"fully cached re-run: best {cached_best * 1000:.1f} ms, "
+        f"median {cached_median * 1000:.1f} ms (target < 100 ms)"
+    )
 
     project = Path(tempfile.mkdtemp(prefix="conveyor-bench-cli-"))
     (project / "conveyor.toml").write_text("[conveyor]\n")
-    (project / "chain.py").write_text(textwrap.dedent(f"""
+    (project / "chain.py").write_text(
+        textwrap.dedent(f"""
         from conveyor import pipeline, step
 
         @step
@@ -85,14 +92,25 @@ def main() -> None:
             for _ in range({N - 1}):
                 value = inc(value)
             return value
-    """))
+    """)
+    )
     conveyor = Path(sys.executable).with_name("conveyor")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-    subprocess.run([str(conveyor), "run", "chain.py:chain", "-q", "-p", "start=-5"], cwd=project, check=True, env=env)
+    subprocess.run(
+        [str(conveyor), "run", "chain.py:chain", "-q", "-p", "start=-5"],
+        cwd=project,
+        check=True,
+        env=env,
+    )
     times = []
     for start in range(3):
         began = time.perf_counter()
-        subprocess.run([str(conveyor), "run", "chain.py:chain", "-q", "-p", f"start={start}"], cwd=project, check=True, env=env)
+        subprocess.run(
+            [str(conveyor), "run", "chain.py:chain", "-q", "-p", f"start={start}"],
+            cwd=project,
+            check=True,
+            env=env,
+        )
         times.append(time.perf_counter() - began)
     print(f"`conveyor run` process, {N} steps (uncached): best {min(times):.2f} s (target < 1 s)")
 

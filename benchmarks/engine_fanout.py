@@ -45,16 +45,21 @@ def main() -> None:
     def once() -> None:
         # A different n each time defeats the cache: every square step really runs.
         run = run_pipeline(
-            fanout, {"n": WIDTH, "salt": next(sizes)}, settings=settings, executor=executor,
+            fanout,
+            {"n": WIDTH, "salt": next(sizes)},
+            settings=settings,
+            executor=executor,
             cache=False,
         )
         assert run.output() == sum(x * x for x in range(WIDTH))
 
     best, median = best_of(3, once)
     print(f"executor: {executor or settings.executor}")
-    print(f"{WIDTH}-way map + reduce ({WIDTH + 2} step runs): best {best:.3f} s, "
-          f"median {median:.3f} s (target < 1 s); plain Python {plain * 1e6:.0f} us, "
-          f"ratio {best / plain:.0f}x")
+    print(
+        f"{WIDTH}-way map + reduce ({WIDTH + 2} step runs): best {best:.3f} s, "
+        f"median {median:.3f} s (target < 1 s); plain Python {plain * 1e6:.0f} us, "
+        f"ratio {best / plain:.0f}x"
+    )
 
 
 if __name__ == "__main__":

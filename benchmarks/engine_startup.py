@@ -27,13 +27,21 @@ def main() -> None:
     conveyor = str(Path(python).with_name("conveyor"))
     helped = best([conveyor, "--help"])
     loaded = subprocess.run(
-        [python, "-c", "import sys, conveyor; conveyor.step; conveyor.pipeline; "
-         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"],
-        check=True, capture_output=True, text=True,
+        [
+            python,
+            "-c",
+            "import sys, conveyor; conveyor.step; conveyor.pipeline; "
+            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     print(f"python -c pass: {baseline:.3f} s")
-    print(f"import conveyor (+ step, pipeline): {imported:.3f} s (target < 0.15 s), "
-          f"{imported - baseline:.3f} s over bare Python")
+    print(
+        f"import conveyor (+ step, pipeline): {imported:.3f} s (target < 0.15 s), "
+        f"{imported - baseline:.3f} s over bare Python"
+    )
     print(f"heavy modules loaded by import conveyor: {loaded or 'none'}")
     print(f"conveyor --help: {helped:.3f} s (target < 0.3 s)")
 

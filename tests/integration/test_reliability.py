@@ -67,8 +67,13 @@ def env_for(db_url: str | None = None) -> dict[str, str]:
 
 def cli(project: Path, *args: str, db_url: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [CONVEYOR, *args], cwd=project, env=env_for(db_url), capture_output=True, text=True,
+        [CONVEYOR, *args],
+        cwd=project,
+        env=env_for(db_url),
+        capture_output=True,
+        text=True,
         timeout=120,
+        check=False,
     )
 
 
@@ -93,7 +98,10 @@ def test_kill_9_mid_step_leaves_consistent_stores_and_rerun_resumes(project: Pat
     gate = project / "gate"
     process = subprocess.Popen(
         [CONVEYOR, "run", "flow.py:demo", "-q", "-p", f"gate={gate}"],
-        cwd=project, env=env_for(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=project,
+        env=env_for(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for(Path(str(gate) + ".entered"))
@@ -127,7 +135,10 @@ def _concurrent_runs(project: Path, db_url: str | None) -> None:
     processes = [
         subprocess.Popen(
             [CONVEYOR, "run", "flow.py:demo", "-q", "-p", f"n={i}", "-p", "width=15"],
-            cwd=project, env=env_for(db_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=project,
+            env=env_for(db_url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
         for i in range(4)
@@ -180,7 +191,12 @@ def test_scaffolded_project_tests_pass(tmp_path: Path) -> None:
     assert cli(tmp_path, "init", str(target)).returncode == 0
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-        cwd=target, env=env_for(), capture_output=True, text=True, timeout=300,
+        cwd=target,
+        env=env_for(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout

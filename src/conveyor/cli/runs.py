@@ -56,7 +56,9 @@ class _Progress:
 
     def __call__(self, event: str, step: str, info: Mapping[str, Any]) -> None:
         if event == "expanded":
-            self.progress.update(self.task, total=(self.progress.tasks[0].total or 0) + info["count"] - 1)
+            self.progress.update(
+                self.task, total=(self.progress.tasks[0].total or 0) + info["count"] - 1
+            )
             return
         if event in ("completed", "cached", "failed", "skipped"):
             self.progress.advance(self.task)
@@ -144,8 +146,10 @@ def run(
             highlight=False,
         )
     if failed is not None:
+        from conveyor.exceptions import StepFailedError
+
         cause = failed.__cause__
-        if cause is not None and getattr(cause, "traceback_text", ""):
+        if isinstance(cause, StepFailedError) and cause.traceback_text:
             common.err_console().print(cause.traceback_text, highlight=False, markup=False)
         common.fail(str(failed))
 
@@ -222,7 +226,9 @@ def runs_show(
         if run_row["ended_at"] and run_row["started_at"]
         else None
     )
-    console.print(f"[bold]Run {run_row['id']}[/]  {run_row['pipeline']}  {_status(run_row['status'])}")
+    console.print(
+        f"[bold]Run {run_row['id']}[/]  {run_row['pipeline']}  {_status(run_row['status'])}"
+    )
     console.print(
         f"started {common.format_time(run_row['started_at'])}, took "
         f"{common.format_duration(duration)}, executor {run_row['executor']}, "
@@ -298,7 +304,9 @@ def runs_compare(
         table.add_row("param", key, repr(x), repr(y), "")
     for key, x, y in metrics:
         delta = "" if x is None or y is None else f"{y - x:+.4g}"
-        table.add_row("metric", key, "-" if x is None else f"{x:.4g}", "-" if y is None else f"{y:.4g}", delta)
+        table.add_row(
+            "metric", key, "-" if x is None else f"{x:.4g}", "-" if y is None else f"{y:.4g}", delta
+        )
     if not params and not metrics:
         common.console().print("No differences in params or metrics.")
     else:
@@ -420,7 +428,12 @@ def graph_root(graph: Mapping[str, Any], artifact_id: str) -> str:
 def db_upgrade(ctx: typer.Context) -> None:
     """Apply the shipped schema migrations to the metadata database."""
     from conveyor.exceptions import ConveyorError
-    from conveyor.stores.metadata.engine import HEAD_REVISION, current_revision, make_engine, upgrade
+    from conveyor.stores.metadata.engine import (
+        HEAD_REVISION,
+        current_revision,
+        make_engine,
+        upgrade,
+    )
 
     settings = common.settings(ctx)
     try:

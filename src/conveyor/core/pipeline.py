@@ -445,8 +445,7 @@ class Pipeline(Generic[P, R]):
 
                 raise PipelineDefinitionError(
                     f"Step {node.name!r} must run after {missing!r}, which is not a step "
-                    f"invocation of pipeline {self.name!r}."
-                    + did_you_mean(missing, sorted(names))
+                    f"invocation of pipeline {self.name!r}." + did_you_mean(missing, sorted(names))
                 )
             graph[node.name] = upstream
         try:

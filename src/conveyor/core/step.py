@@ -178,9 +178,7 @@ class Step(Generic[P, R]):
                     f"Step {self.name!r} got two values for input {key!r}."
                 )
             bound[key] = value
-        missing = [
-            spec.name for spec in self.inputs if spec.required and spec.name not in bound
-        ]
+        missing = [spec.name for spec in self.inputs if spec.required and spec.name not in bound]
         if missing:
             raise PipelineDefinitionError(
                 f"Step {self.name!r} is missing required inputs: {', '.join(missing)}. Pass "
@@ -220,7 +218,8 @@ class Step(Generic[P, R]):
             )
         builder = current_builder()
         if builder is None:
-            return [self.fn(**{mapped: item}, **kwargs) for item in items]
+            function: Callable[..., Any] = self.fn
+            return [function(**{mapped: item}, **kwargs) for item in items]
         return builder.add_map(self, mapped, items, kwargs)
 
     def with_options(self, *, name: str | None = None, **settings: Any) -> Step[P, R]:

@@ -155,7 +155,8 @@ def make_executor(spec: str, max_workers: int | None = None) -> Executor:
     if kind == "processes":
         return ProcessesExecutor(max_workers)
     raise ConfigError(
-        f"Unknown executor {spec!r}." + did_you_mean(kind, list(EXECUTOR_KINDS))
+        f"Unknown executor {spec!r}."
+        + did_you_mean(kind, list(EXECUTOR_KINDS))
         + " Choose one of: inline, threads[:N], processes[:N], dask-local[:N], dask://HOST:PORT."
     )
 

@@ -20,7 +20,17 @@ from pathlib import Path
 from typing import Any
 
 _LIBRARY_ROOTS = tuple(
-    {str(Path(p).resolve()) for p in (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], sys.prefix, sys.base_prefix) if p}
+    {
+        str(Path(p).resolve())
+        for p in (
+            sysconfig.get_paths()["stdlib"],
+            sysconfig.get_paths()["purelib"],
+            sysconfig.get_paths()["platlib"],
+            sys.prefix,
+            sys.base_prefix,
+        )
+        if p
+    }
 )
 # Values keep the function alive so its id cannot be reused by another object.
 _CACHE: dict[tuple[int, str], tuple[Any, str]] = {}
@@ -84,7 +94,9 @@ class _Walker:
         self.seen.add(id(obj))
         if isinstance(obj, (types.FunctionType, types.MethodType)):
             function = obj.__func__ if isinstance(obj, types.MethodType) else obj
-            self.parts.append(f"fn:{function.__module__}.{function.__qualname__}\n{_source(function)}")
+            self.parts.append(
+                f"fn:{function.__module__}.{function.__qualname__}\n{_source(function)}"
+            )
             self._refs(function.__code__, function.__globals__)
             for cell in function.__closure__ or ():
                 try:
@@ -95,7 +107,9 @@ class _Walker:
         elif isinstance(obj, type):
             self.parts.append(f"class:{obj.__module__}.{obj.__qualname__}\n{_source(obj)}")
             for member in vars(obj).values():
-                target = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
+                target = (
+                    member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
+                )
                 if isinstance(target, types.FunctionType):
                     self._refs(target.__code__, target.__globals__)
 
@@ -104,9 +118,10 @@ class _Walker:
             isinstance(value, tuple) and all(isinstance(v, _SIMPLE) for v in value)
         ):
             self.parts.append(f"{label}={value!r}")
-        elif isinstance(value, (types.FunctionType, type)) or type(value).__name__ == "Step":
-            if _is_project(getattr(value, "fn", value), self.root):
-                self.visit(value)
+        elif (
+            isinstance(value, (types.FunctionType, type)) or type(value).__name__ == "Step"
+        ) and _is_project(getattr(value, "fn", value), self.root):
+            self.visit(value)
 
     def _refs(self, code: types.CodeType, namespace: dict[str, Any]) -> None:
         names = _code_names(code)

@@ -63,7 +63,8 @@ def load_pipeline(target: str, root: Path) -> Pipeline[Any, Any]:
     if value is None:
         names = [n for n, v in vars(module).items() if isinstance(v, Pipeline)]
         raise ConfigError(
-            f"{location} has no attribute {attribute!r}." + did_you_mean(attribute, names)
+            f"{location} has no attribute {attribute!r}."
+            + did_you_mean(attribute, names)
             + (f" Pipelines there: {', '.join(names)}." if names else "")
         )
     if not isinstance(value, Pipeline):
@@ -87,9 +88,8 @@ def _convert(raw: str, annotation: Any, name: str) -> Any:
         value = json.loads(raw)
     except json.JSONDecodeError:
         value = raw
-    if annotation in (int, "int"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"Parameter {name!r} must be an int. Got {raw!r} instead.")
+    if annotation in (int, "int") and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"Parameter {name!r} must be an int. Got {raw!r} instead.")
     if annotation in (float, "float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"Parameter {name!r} must be a number. Got {raw!r} instead.")
@@ -114,7 +114,10 @@ def parse_params(pipeline: Pipeline[Any, Any], pairs: list[str]) -> dict[str, An
         if key not in known:
             raise UnknownParameterError(key, f"pipeline {pipeline.name!r}", list(known))
         annotation = known[key].annotation
-        if annotation is inspect.Parameter.empty and known[key].default is not inspect.Parameter.empty:
+        if (
+            annotation is inspect.Parameter.empty
+            and known[key].default is not inspect.Parameter.empty
+        ):
             annotation = type(known[key].default)
         out[key] = _convert(raw, annotation, key)
     return out

@@ -77,7 +77,12 @@ def code_version(root: Path) -> tuple[str | None, bool | None]:
         return None, None
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "HEAD"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
         if sha.returncode != 0:
             return None, None
@@ -87,6 +92,7 @@ def code_version(root: Path) -> tuple[str | None, bool | None]:
             capture_output=True,
             text=True,
             timeout=10,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None, None
@@ -189,10 +195,7 @@ class _Execution:
     def cache_key(self, node: Node, inputs: Mapping[str, InputValue]) -> str:
         step = node.step
         versions = sorted(
-            {
-                f"{m}@{self.registry.by_name(m).version}"
-                for m in _materializers(inputs.values())
-            }
+            {f"{m}@{self.registry.by_name(m).version}" for m in _materializers(inputs.values())}
         )
         return hash_parts(
             step.name,
@@ -216,7 +219,11 @@ class _Execution:
             for input_name, ref in node.inputs.items():
                 if isinstance(ref, LiteralInput):
                     stored = store_value(
-                        self.artifacts, self.registry, f"{node.name}.{input_name}", ref.value, "literal"
+                        self.artifacts,
+                        self.registry,
+                        f"{node.name}.{input_name}",
+                        ref.value,
+                        "literal",
                     )
                     artifact_id = new_id()
                     rows.append(self._artifact_row(artifact_id, stored, None))
@@ -290,9 +297,7 @@ class _Execution:
         )
         timeout = node.step.settings.timeout
         self.emit("submitted", name, attempt=attempt)
-        future = self.executor.submit(
-            execute_step_remote if self.remote else execute_step, payload
-        )
+        future = self.executor.submit(execute_step_remote if self.remote else execute_step, payload)
         self.running[future] = _Attempt(
             name, step_run_id, attempt, now, now + timeout if timeout else None, key
         )
@@ -339,7 +344,9 @@ class _Execution:
         self.complete(node.name)
         return True
 
-    def _edge(self, step_run_id: str, artifact_id: str, direction: str, name: str) -> dict[str, Any]:
+    def _edge(
+        self, step_run_id: str, artifact_id: str, direction: str, name: str
+    ) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "step_run_id": step_run_id,
@@ -498,9 +505,7 @@ class _Execution:
 
     def _record_success(self, node: Node, attempt: _Attempt, result: StepResult) -> None:
         step_run_id = attempt.step_run_id
-        inputs = {
-            k: self.resolve(ref, node.name, k) for k, ref in node.inputs.items()
-        }
+        inputs = {k: self.resolve(ref, node.name, k) for k, ref in node.inputs.items()}
         edges = self._input_edges(step_run_id, inputs)
         artifact_rows = []
         for name, stored in result.outputs.items():
@@ -688,12 +693,11 @@ def run_pipeline(
     metadata = open_metadata_store(settings.db_url)
     artifacts = open_artifact_store(settings.artifact_url)
     metadata.reconcile_stale_runs()
-    owned = not isinstance(executor, Executor)
-    runner: Executor = (
-        make_executor(executor or settings.executor, max_workers or settings.max_workers)
-        if owned or executor is None
-        else executor  # type: ignore[assignment]
-    )
+    if executor is None or isinstance(executor, str):
+        owned = True
+        runner = make_executor(executor or settings.executor, max_workers or settings.max_workers)
+    else:
+        owned, runner = False, executor
     sha, dirty = code_version(settings.root)
     run_id = new_id()
     started = time.time()

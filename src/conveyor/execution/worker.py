@@ -143,9 +143,11 @@ def _split_outputs(payload: StepPayload, returned: Any) -> dict[str, Any]:
         return {}
     if payload.returns_tuple:
         if not isinstance(returned, tuple) or len(returned) != len(names):
-            got = f"a tuple of {len(returned)}" if isinstance(returned, tuple) else type(
-                returned
-            ).__name__
+            got = (
+                f"a tuple of {len(returned)}"
+                if isinstance(returned, tuple)
+                else type(returned).__name__
+            )
             raise ConveyorError(
                 f"Step {payload.node!r} declares {len(names)} outputs ({', '.join(names)}) "
                 f"but returned {got}. Return a tuple with one value per output."

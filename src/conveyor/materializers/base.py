@@ -107,9 +107,7 @@ class MaterializerRegistry:
             return self.self_serializing
         for cls in type(value).__mro__:
             materializer = self._by_type.get(cls) or self._by_type.get(qualified_name(cls))
-            if materializer is not None and getattr(materializer, "accepts", lambda v: True)(
-                value
-            ):
+            if materializer is not None and getattr(materializer, "accepts", lambda v: True)(value):
                 return materializer
         if self._fallback is None:
             raise MaterializerError(

@@ -163,9 +163,7 @@ class LocalArtifactStore:
         start = base / _check_relative(prefix)
         if not start.exists():
             return []
-        return sorted(
-            p.relative_to(base).as_posix() for p in start.rglob("*") if p.is_file()
-        )
+        return sorted(p.relative_to(base).as_posix() for p in start.rglob("*") if p.is_file())
 
 
 # Object stores where a single PUT is atomic: write in place, no rename needed.

@@ -166,8 +166,14 @@ def test_init_scaffolds_a_working_project(tmp_path: Path, monkeypatch: pytest.Mo
     target = tmp_path / "proj"
     code, output = invoke("init", str(target))
     assert code == 0
-    for path in ("conveyor.toml", "pipelines/training.py", "steps/data.py", "steps/model.py",
-                 "tests/test_training.py", ".gitignore"):
+    for path in (
+        "conveyor.toml",
+        "pipelines/training.py",
+        "steps/data.py",
+        "steps/model.py",
+        "tests/test_training.py",
+        ".gitignore",
+    ):
         assert (target / path).is_file(), path
     code, output = invoke("init", str(target))
     assert code == 1 and "not empty" in output

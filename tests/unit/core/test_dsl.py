@@ -73,7 +73,9 @@ def test_step_records_inputs_outputs_and_settings() -> None:
 
 
 def test_invalid_step_settings_are_rejected_with_the_rule() -> None:
-    with pytest.raises(PipelineDefinitionError, match="'retries' parameter of step must be an int >= 0"):
+    with pytest.raises(
+        PipelineDefinitionError, match="'retries' parameter of step must be an int >= 0"
+    ):
         step(retries=-1)(lambda x: x)
 
 

@@ -94,7 +94,9 @@ def test_cache_version_invalidates(settings: Settings) -> None:
 def test_missing_cached_blob_reruns_the_step_instead_of_failing(settings: Settings) -> None:
     first = run_pipeline(s.diamond, {"n": 4}, settings=settings)
     artifact = first.outputs["sum"]
-    blob = Path(settings.artifact_url) / "objects" / artifact.content_hash[:2] / artifact.content_hash
+    blob = (
+        Path(settings.artifact_url) / "objects" / artifact.content_hash[:2] / artifact.content_hash
+    )
     blob.unlink()
     again = run_pipeline(s.diamond, {"n": 4}, settings=settings)
     assert cache_hits(again)["add"] is False
@@ -104,7 +106,9 @@ def test_missing_cached_blob_reruns_the_step_instead_of_failing(settings: Settin
 def test_corrupt_artifact_is_an_error_naming_it(settings: Settings) -> None:
     run = run_pipeline(s.diamond, {"n": 4}, settings=settings)
     artifact = run.outputs["sum"]
-    blob = Path(settings.artifact_url) / "objects" / artifact.content_hash[:2] / artifact.content_hash
+    blob = (
+        Path(settings.artifact_url) / "objects" / artifact.content_hash[:2] / artifact.content_hash
+    )
     blob.write_bytes(b"999")
     with pytest.raises(ArtifactCorruptError, match=artifact.content_hash):
         run.output("sum")

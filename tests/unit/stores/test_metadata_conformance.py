@@ -89,8 +89,18 @@ def test_run_step_artifact_edges_round_trip(db_url: str) -> None:
     store.create_run(run, tags={"team": "ml"})
     step_id = new_id()
     store.start_step_runs(
-        [{"id": step_id, "run_id": run["id"], "name": "s", "step": "s", "status": "running",
-          "attempts": 1, "started_at": time.time(), "cache_key": "k" * 64}]
+        [
+            {
+                "id": step_id,
+                "run_id": run["id"],
+                "name": "s",
+                "step": "s",
+                "status": "running",
+                "attempts": 1,
+                "started_at": time.time(),
+                "cache_key": "k" * 64,
+            }
+        ]
     )
     artifact = _artifact(str(run["id"]), step_id)
     store.record_step(
@@ -98,10 +108,25 @@ def test_run_step_artifact_edges_round_trip(db_url: str) -> None:
         run_id=str(run["id"]),
         fields={"status": "completed", "ended_at": time.time(), "duration": 0.1},
         new_artifacts=[artifact],
-        edges=[{"run_id": run["id"], "step_run_id": step_id, "artifact_id": artifact["id"],
-                "direction": "out", "name": "output"}],
-        metrics=[{"run_id": run["id"], "step_run_id": step_id, "key": "loss", "value": 0.5,
-                  "step": 1, "timestamp": time.time()}],
+        edges=[
+            {
+                "run_id": run["id"],
+                "step_run_id": step_id,
+                "artifact_id": artifact["id"],
+                "direction": "out",
+                "name": "output",
+            }
+        ],
+        metrics=[
+            {
+                "run_id": run["id"],
+                "step_run_id": step_id,
+                "key": "loss",
+                "value": 0.5,
+                "step": 1,
+                "timestamp": time.time(),
+            }
+        ],
         logs="hello\n",
     )
     got = store.get_run(str(run["id"]))
@@ -159,8 +184,12 @@ def test_listing_is_newest_first_and_paginates(db_url: str) -> None:
 
 def test_runs_of_dead_processes_are_marked_interrupted(db_url: str) -> None:
     store = open_metadata_store(db_url, auto_upgrade=True)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     import socket
 
     stale = _run_row(host=socket.gethostname(), pid=int(dead.stdout))
@@ -168,8 +197,18 @@ def test_runs_of_dead_processes_are_marked_interrupted(db_url: str) -> None:
     store.create_run(stale)
     store.create_run(alive)
     step_id = new_id()
-    store.start_step_runs([{"id": step_id, "run_id": stale["id"], "name": "s", "step": "s",
-                            "status": "running", "attempts": 1}])
+    store.start_step_runs(
+        [
+            {
+                "id": step_id,
+                "run_id": stale["id"],
+                "name": "s",
+                "step": "s",
+                "status": "running",
+                "attempts": 1,
+            }
+        ]
+    )
     assert store.reconcile_stale_runs() == [stale["id"]]
     assert store.get_run(str(stale["id"]))["status"] == "interrupted"
     assert store.get_run(str(alive["id"]))["status"] == "running"
@@ -185,14 +224,33 @@ def test_lineage_walks_upstream(db_url: str) -> None:
     for index in range(3):
         step_id = new_id()
         artifact = _artifact(str(run["id"]), step_id, name=f"a{index}")
-        edges = [{"run_id": run["id"], "step_run_id": step_id, "artifact_id": artifact["id"],
-                  "direction": "out", "name": "output"}]
+        edges = [
+            {
+                "run_id": run["id"],
+                "step_run_id": step_id,
+                "artifact_id": artifact["id"],
+                "direction": "out",
+                "name": "output",
+            }
+        ]
         if previous:
-            edges.append({"run_id": run["id"], "step_run_id": step_id,
-                          "artifact_id": previous, "direction": "in", "name": "x"})
-        store.record_step(step_run_id=step_id, run_id=str(run["id"]), insert=True,
-                          fields={"name": f"s{index}", "step": "s", "status": "completed"},
-                          new_artifacts=[artifact], edges=edges)
+            edges.append(
+                {
+                    "run_id": run["id"],
+                    "step_run_id": step_id,
+                    "artifact_id": previous,
+                    "direction": "in",
+                    "name": "x",
+                }
+            )
+        store.record_step(
+            step_run_id=step_id,
+            run_id=str(run["id"]),
+            insert=True,
+            fields={"name": f"s{index}", "step": "s", "status": "completed"},
+            new_artifacts=[artifact],
+            edges=edges,
+        )
         previous = str(artifact["id"])
         artifacts.append(previous)
     graph = store.lineage(artifacts[-1])

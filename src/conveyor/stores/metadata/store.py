@@ -235,7 +235,8 @@ class MetadataStore:
                 c.execute(t.metrics.insert(), [dict(m) for m in metrics])
             if logs:
                 c.execute(
-                    t.step_logs.insert(), [{"step_run_id": step_run_id, "run_id": run_id, "text": logs}]
+                    t.step_logs.insert(),
+                    [{"step_run_id": step_run_id, "run_id": run_id, "text": logs}],
                 )
             if tags:
                 c.execute(
@@ -289,7 +290,8 @@ class MetadataStore:
         from conveyor.exceptions import did_you_mean
 
         raise NotFoundError(
-            f"Run {run_id} has no step {name!r}." + did_you_mean(name, names)
+            f"Run {run_id} has no step {name!r}."
+            + did_you_mean(name, names)
             + (" Its steps: " + ", ".join(names) + "." if names else "")
         )
 
@@ -379,11 +381,15 @@ class MetadataStore:
             for _ in range(depth):
                 if not frontier:
                     break
-                producers = c.execute(
-                    sa.select(t.edges).where(
-                        t.edges.c.artifact_id.in_(frontier), t.edges.c.direction == "out"
+                producers = (
+                    c.execute(
+                        sa.select(t.edges).where(
+                            t.edges.c.artifact_id.in_(frontier), t.edges.c.direction == "out"
+                        )
                     )
-                ).mappings().all()
+                    .mappings()
+                    .all()
+                )
                 # An artifact reused from cache has several producers; the original one
                 # (not a cache hit) is the true origin, but every use is lineage.
                 step_ids = {p["step_run_id"] for p in producers} - set(seen_steps)
@@ -394,11 +400,15 @@ class MetadataStore:
                     sa.select(t.step_runs).where(t.step_runs.c.id.in_(step_ids))
                 ).mappings():
                     seen_steps[row["id"]] = dict(row)
-                inputs = c.execute(
-                    sa.select(t.edges).where(
-                        t.edges.c.step_run_id.in_(step_ids), t.edges.c.direction == "in"
+                inputs = (
+                    c.execute(
+                        sa.select(t.edges).where(
+                            t.edges.c.step_run_id.in_(step_ids), t.edges.c.direction == "in"
+                        )
                     )
-                ).mappings().all()
+                    .mappings()
+                    .all()
+                )
                 edges.extend(dict(i) for i in inputs)
                 new = {i["artifact_id"] for i in inputs} - set(seen_artifacts)
                 for row in c.execute(
@@ -415,8 +425,9 @@ class MetadataStore:
         with self.engine.connect() as c:
             return [
                 dict(r)
-                for r in c.execute(sa.select(t.edges).where(t.edges.c.step_run_id.in_(ids)))
-                .mappings()
+                for r in c.execute(
+                    sa.select(t.edges).where(t.edges.c.step_run_id.in_(ids))
+                ).mappings()
             ]
 
     # ------------------------------------------------------------------ metrics
