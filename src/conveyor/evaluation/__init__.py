@@ -1,0 +1,1 @@
+"""Evaluation: metric sets, per-slice metrics, confidence intervals, promotion gates."""

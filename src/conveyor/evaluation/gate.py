@@ -1,0 +1,254 @@
+"""`Gate`: decide whether a candidate may take an alias, from thresholds and the champion.
+
+A decision never raises for a weak model: it comes back with ``passed=False`` and the
+reasons, is recorded, and `register_model(..., decision=...)` then registers the version
+without promoting it, so the run ends cleanly as "not promoted".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from conveyor.evaluation.metrics import LOWER_IS_BETTER, EvaluationReport
+from conveyor.exceptions import ModelError, NotFoundError, did_you_mean
+
+if TYPE_CHECKING:
+    from conveyor.stores.artifacts import ArtifactStore
+    from conveyor.stores.metadata import MetadataStore
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The outcome of `Gate.check`.
+
+    Attributes:
+        passed: Whether every check passed.
+        reasons: One sentence per failed check (empty when passed).
+        checks: Every check with its values: ``{"check", "metric", "value", "limit",
+            "passed", ...}``.
+        primary: The primary metric.
+        champion: The reference compared against (e.g. ``churn@production``), or None.
+        champion_version: The version that held it, or None when nobody did.
+        id: Id of the recorded decision, when recorded.
+    """
+
+    passed: bool
+    reasons: list[str]
+    checks: list[dict[str, Any]]
+    primary: str
+    champion: str | None = None
+    champion_version: int | None = None
+    model_name: str | None = None
+    id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "reasons": list(self.reasons),
+            "checks": [dict(c) for c in self.checks],
+            "primary": self.primary,
+            "champion": self.champion,
+            "champion_version": self.champion_version,
+            "model_name": self.model_name,
+            "id": self.id,
+        }
+
+
+def _better(metric: str, a: float, b: float) -> float:
+    """How much better `a` is than `b` (negative = worse), whatever the metric's direction."""
+    return b - a if metric in LOWER_IS_BETTER else a - b
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Promotion rules.
+
+    Attributes:
+        primary: The metric compared with the champion.
+        min_value: The primary metric must reach this (at most this for lower-is-better
+            metrics such as rmse or log_loss).
+        max_regression: The primary metric may be at most this much worse than the
+            champion's.
+        thresholds: Extra per-metric limits, same direction rule as `min_value`.
+        slice_max_regression: Per slice value, the primary metric may be at most this much
+            worse than the champion's on the same slice.
+        min_slice_size: Slices with fewer rows are not compared (too noisy).
+    """
+
+    primary: str
+    min_value: float | None = None
+    max_regression: float | None = None
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    slice_max_regression: float | None = None
+    min_slice_size: int = 30
+
+    def check(
+        self,
+        report: EvaluationReport | Mapping[str, Any],
+        champion: str | None = None,
+        *,
+        record: bool = True,
+        metadata_store: MetadataStore | None = None,
+        artifact_store: ArtifactStore | None = None,
+    ) -> GateDecision:
+        """Check a candidate's report against the thresholds and the champion.
+
+        Args:
+            report: The candidate's EvaluationReport.
+            champion: A registry reference such as ``churn@production``. When no version
+                holds it yet, only the thresholds apply.
+            record: Store the decision in the metadata store (and on the running step).
+
+        Raises:
+            ModelError: a metric the gate needs is not in the report (lists the ones
+                that are).
+        """
+        if not isinstance(report, EvaluationReport):
+            report = EvaluationReport.from_dict(report)
+        self._require(report, [self.primary, *self.thresholds])
+        checks: list[dict[str, Any]] = []
+        value = report.metrics[self.primary]
+        if self.min_value is not None:
+            checks.append(self._limit(self.primary, value, self.min_value))
+        for metric, limit in self.thresholds.items():
+            checks.append(self._limit(metric, report.metrics[metric], limit))
+
+        registry = None
+        champion_version = None
+        model_name = None
+        if champion is not None:
+            from conveyor.registry.registry import ModelRef, get_registry
+
+            model_name = ModelRef.parse(champion).name
+            registry = get_registry(metadata_store, artifact_store)
+            try:
+                holder = registry.resolve(champion)
+            except NotFoundError:
+                holder = None
+            if holder is not None:
+                champion_version = holder.version
+                checks.extend(self._compare(report, holder.report, holder.metrics, champion))
+        passed = all(c["passed"] for c in checks)
+        reasons = [c["message"] for c in checks if not c["passed"]]
+        decision = GateDecision(
+            passed=passed,
+            reasons=reasons,
+            checks=checks,
+            primary=self.primary,
+            champion=champion,
+            champion_version=champion_version,
+            model_name=model_name,
+        )
+        if record:
+            decision = self._record(decision, registry, metadata_store, artifact_store)
+        return decision
+
+    # ------------------------------------------------------------------ checks
+    def _require(self, report: EvaluationReport, metrics: list[str]) -> None:
+        available = sorted(report.metrics)
+        for metric in metrics:
+            if metric not in report.metrics:
+                raise ModelError(
+                    f"The gate needs metric {metric!r} but the report has none."
+                    + did_you_mean(metric, available)
+                    + " Available metrics: "
+                    + ", ".join(available)
+                    + ". Add it to evaluate(..., metrics=[...]) or gate on another one."
+                )
+
+    @staticmethod
+    def _limit(metric: str, value: float, limit: float) -> dict[str, Any]:
+        lower = metric in LOWER_IS_BETTER
+        ok = not math.isnan(value) and (value <= limit if lower else value >= limit)
+        word = "at most" if lower else "at least"
+        return {
+            "check": "threshold",
+            "metric": metric,
+            "value": value,
+            "limit": limit,
+            "passed": ok,
+            "message": f"{metric} = {value:.4f}, must be {word} {limit:.4f}.",
+        }
+
+    def _compare(
+        self,
+        report: EvaluationReport,
+        champion_report: Mapping[str, Any] | None,
+        champion_metrics: Mapping[str, float],
+        champion: str,
+    ) -> list[dict[str, Any]]:
+        checks: list[dict[str, Any]] = []
+        theirs_all = dict((champion_report or {}).get("metrics", {})) or dict(champion_metrics)
+        ours = report.metrics[self.primary]
+        theirs = theirs_all.get(self.primary)
+        if self.max_regression is not None and theirs is not None:
+            gain = _better(self.primary, ours, float(theirs))
+            checks.append(
+                {
+                    "check": "champion",
+                    "metric": self.primary,
+                    "value": ours,
+                    "champion_value": theirs,
+                    "limit": self.max_regression,
+                    "passed": gain >= -self.max_regression,
+                    "message": (
+                        f"{self.primary} = {ours:.4f} vs champion {champion} {theirs:.4f}: "
+                        f"{-gain:.4f} worse, more than the allowed {self.max_regression:.4f}."
+                    ),
+                }
+            )
+        if self.slice_max_regression is None or not champion_report:
+            return checks
+        their_slices = champion_report.get("slices", {})
+        for column, groups in report.slices.items():
+            for value, scores in groups.items():
+                other = their_slices.get(column, {}).get(value)
+                if other is None or min(scores.get("count", 0), other.get("count", 0)) < (
+                    self.min_slice_size
+                ):
+                    continue
+                a, b = scores.get(self.primary), other.get(self.primary)
+                if a is None or b is None or math.isnan(a) or math.isnan(b):
+                    continue
+                gain = _better(self.primary, a, b)
+                checks.append(
+                    {
+                        "check": "slice",
+                        "metric": self.primary,
+                        "slice": f"{column}={value}",
+                        "value": a,
+                        "champion_value": b,
+                        "limit": self.slice_max_regression,
+                        "passed": gain >= -self.slice_max_regression,
+                        "message": (
+                            f"{self.primary} on {column}={value} = {a:.4f} vs champion "
+                            f"{b:.4f}: {-gain:.4f} worse, more than the allowed "
+                            f"{self.slice_max_regression:.4f}."
+                        ),
+                    }
+                )
+        return checks
+
+    def _record(
+        self,
+        decision: GateDecision,
+        registry: Any,
+        metadata_store: MetadataStore | None,
+        artifact_store: ArtifactStore | None,
+    ) -> GateDecision:
+        from dataclasses import replace
+
+        from conveyor.core.context import current_context, log_metrics, set_tags
+
+        if registry is None:
+            from conveyor.registry.registry import get_registry
+
+            registry = get_registry(metadata_store, artifact_store)
+        decision_id = registry.record_gate(decision.to_dict())
+        if current_context() is not None:
+            log_metrics({"gate.passed": 1.0 if decision.passed else 0.0})
+            set_tags(gate="passed" if decision.passed else "not promoted")
+        return replace(decision, id=decision_id)
