@@ -81,7 +81,7 @@ def _csv_batches(
 
     p = _existing(path, "CSV file")
     source = f"CSV file {str(p)!r}"
-    block = max(1 << 16, min(64 << 20, batch_rows * 64))
+    block = max(1 << 16, min(1 << 20, batch_rows * 16))
     try:
         reader = csv.open_csv(
             p,
