@@ -28,6 +28,7 @@ from conveyor.serving.validation import Unseen, Validator
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from conveyor.registry import Registry
     from conveyor.serving.servable import Servable
 
 
@@ -218,6 +219,7 @@ def score_file(
     reject_path: str | os.PathLike[str] | None = None,
     unseen: Unseen = "reject",
     progress: Callable[[int, int | None], None] | None = None,
+    registry: Registry | None = None,
 ) -> BatchSummary:
     """Score a Parquet or CSV file into a Parquet file, chunk by chunk.
 
@@ -232,6 +234,7 @@ def score_file(
             only when some row is invalid.
         unseen: ``reject`` rows with categories unseen in training, or ``pass`` them.
         progress: Called with (rows done, total rows or None) after each chunk.
+        registry: Where a reference is resolved; by default the current settings' one.
 
     Raises:
         ServingError: an unknown file format or a column the model needs is absent.
@@ -246,10 +249,9 @@ def score_file(
         )
     start = time.perf_counter()
     if isinstance(model, str):
-        from conveyor.registry import get_registry
-        from conveyor.registry.registry import ModelRef
+        from conveyor.registry import ModelRef, get_registry
 
-        registry = get_registry()
+        registry = registry or get_registry()
         version = registry.resolve(model)
         name = ModelRef.parse(model).name
         servable = servable_from_model(registry.load(version), name, str(version.version))

@@ -69,7 +69,7 @@ class LogPolicy:
 class _Entry:
     __slots__ = ("frame", "model", "preds", "proba", "requests", "timestamp", "version")
 
-    def __init__(  # noqa: PLR0917
+    def __init__(
         self,
         model: str,
         version: str,
@@ -233,7 +233,7 @@ class PredictionLogger:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        frame = pd.concat([e.frame for e in buffer], ignore_index=True, copy=False)
+        frame = pd.concat([e.frame for e in buffer], ignore_index=True)
         ids = [rid for e in buffer for rid, n in e.requests for _ in range(n)]
         stamps = np.concatenate(
             [np.full(len(e.frame), e.timestamp, dtype="float64") for e in buffer]

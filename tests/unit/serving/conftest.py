@@ -16,7 +16,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from conveyor.config import Settings
+from conveyor.registry import Registry
 from conveyor.serving.app import ServingApp
+from conveyor.stores.artifacts import open_artifact_store
+from conveyor.stores.metadata import open_metadata_store
 from conveyor.training.model import Model
 
 T = TypeVar("T")
@@ -98,3 +102,10 @@ def records(frame: pd.DataFrame, n: int, start: int = 0) -> list[dict[str, Any]]
         {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
         for row in part.to_dict(orient="records")
     ]
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Registry:
+    return Registry(
+        open_metadata_store(settings.db_url), open_artifact_store(settings.artifact_url)
+    )

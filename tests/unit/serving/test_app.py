@@ -15,6 +15,7 @@ from conveyor.serving.app import ServeOptions, create_app
 from conveyor.serving.batching import BatchPolicy
 from conveyor.serving.servable import FixedSource, Servable, servable_from_model
 from conveyor.training.model import Model
+
 from .conftest import client_for, records, run
 
 
@@ -84,7 +85,7 @@ def test_invalid_records_name_the_field(
             body = r.json()
             assert body["problem"] == problem
             assert body["field"] == field
-            assert field.split(".")[-1] in body["error"]
+            assert field.rsplit(".", maxsplit=1)[-1] in body["error"]
 
     run(main())
 
@@ -202,9 +203,9 @@ def test_metrics_openapi_and_docs(lr_model: Model, cancer: Any) -> None:
             assert 'conveyor_serving_errors_total{kind="missing"} 1.0' in text
             assert "conveyor_serving_prediction_log_dropped_rows_total 0.0" in text
             doc = (await c.get("/openapi.json")).json()
-            record = doc["paths"]["/predict"]["post"]["requestBody"]["content"][
-                "application/json"
-            ]["schema"]["oneOf"][0]["properties"]["records"]["items"]
+            record = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"][
+                "schema"
+            ]["oneOf"][0]["properties"]["records"]["items"]
             assert record["required"] == list(X.columns)
             assert record["properties"]["mean radius"] == {"type": "number"}
             html = (await c.get("/docs")).text
