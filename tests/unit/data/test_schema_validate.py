@@ -123,7 +123,7 @@ def test_schema_typo_names_line_key_and_suggestion(tmp_path) -> None:
     message = str(info.value)
     assert "line 5" in message and "'max_nul_fraction'" in message
     assert "Did you mean 'max_null_fraction'?" in message
-    with pytest.raises(SchemaFileError, match="line 1: unknown key 'colums'.*'columns'"):
+    with pytest.raises(SchemaFileError, match=r"line 1: unknown key 'colums'.*'columns'"):
         Schema.from_yaml("colums: {}\n")
-    with pytest.raises(SchemaFileError, match="kind 'numerc'.*Did you mean 'numeric'"):
+    with pytest.raises(SchemaFileError, match=r"kind 'numerc'.*Did you mean 'numeric'"):
         Schema.from_yaml("columns:\n  a:\n    kind: numerc\n")
