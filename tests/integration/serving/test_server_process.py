@@ -80,7 +80,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], headers: Any = None) -> 
 
 @pytest.fixture
 def server(project: Any) -> Iterator[tuple[str, subprocess.Popen[bytes], Any]]:
-    root, env, registry = project
+    root, env, _ = project
     port = free_port()
     proc = subprocess.Popen(
         [CONVEYOR, "serve", "cancer@production", "--port", str(port), "--reload-interval", "0.2"],
@@ -115,7 +115,7 @@ def _row(cancer: pd.DataFrame, i: int) -> dict[str, float]:
 
 @pytest.mark.slow
 def test_serve_reload_under_load_and_crash_safe_logs(server: Any, cancer: pd.DataFrame) -> None:
-    url, proc, (root, env, registry) = server
+    url, proc, (_, env, registry) = server
     with httpx.Client(base_url=url, timeout=10) as client:
         r = client.post("/predict", json={"records": [_row(cancer, 0), _row(cancer, 1)]})
         assert r.status_code == 200 and r.json()["version"] == "1"
@@ -194,7 +194,7 @@ def test_serve_reload_under_load_and_crash_safe_logs(server: Any, cancer: pd.Dat
 
 def test_refuses_a_public_address_without_a_token(project: Any) -> None:
     root, env, _ = project
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
         [CONVEYOR, "serve", "cancer@production", "--host", "0.0.0.0", "--port", str(free_port())],
         cwd=root,
         env=env,
@@ -249,7 +249,7 @@ def test_token_protects_a_public_bind(project: Any, cancer: pd.DataFrame) -> Non
 def test_predict_command_scores_a_file(project: Any, cancer: pd.DataFrame) -> None:
     root, env, _ = project
     cancer.drop(columns="target").to_parquet(root / "in.parquet")
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
         [
             CONVEYOR,
             "predict",
