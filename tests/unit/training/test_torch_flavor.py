@@ -1,0 +1,45 @@
+"""The PyTorch flavor; skipped when torch is not installed (it is an optional extra)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+
+from conveyor.exceptions import ModelError
+from conveyor.training.model import Model
+
+torch = pytest.importorskip("torch")
+
+
+class Net(torch.nn.Module):
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.conveyor_init = {"width": width}
+        self.layers = torch.nn.Sequential(
+            torch.nn.Linear(4, width), torch.nn.ReLU(), torch.nn.Linear(width, 3)
+        )
+
+    def forward(self, x: object) -> object:
+        return self.layers(x)
+
+
+def test_torch_module_round_trip() -> None:
+    X, _ = load_iris(return_X_y=True, as_frame=True)
+    net = Net(width=5)
+    model = Model.from_fitted(net, X, profile=False)
+    loaded = Model.from_bytes(model.to_bytes())
+    assert loaded.flavor == "torch"
+    with torch.no_grad():
+        expected = net(torch.tensor(X.to_numpy(), dtype=torch.float32)).numpy()
+    np.testing.assert_array_equal(loaded.predict(X), expected.argmax(axis=1))
+    np.testing.assert_allclose(loaded.predict_proba(X).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_local_torch_class_is_refused() -> None:
+    class Local(torch.nn.Module):
+        def forward(self, x: object) -> object:
+            return x
+
+    with pytest.raises(ModelError, match="cannot be imported"):
+        Model.from_fitted(Local(), load_iris(as_frame=True).data, profile=False).to_bytes()
