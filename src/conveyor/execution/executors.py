@@ -3,7 +3,9 @@
 Every executor offers the same tiny interface, so the orchestrator never knows which one it
 drives and a cluster executor plugs in without touching it:
 
-- ``submit(fn, *args) -> concurrent.futures.Future`` runs ``fn(*args)`` somewhere;
+- ``submit(fn, *args, resources=None) -> concurrent.futures.Future`` runs ``fn(*args)``
+  somewhere; ``resources`` (e.g. ``{"cpus": 2, "gpus": 1, "memory": "8GiB"}``) is honoured
+  by cluster executors and ignored by local ones;
 - ``shutdown(wait=True)`` releases workers.
 
 ``fn`` and ``args`` must be picklable with cloudpickle for executors that leave the
@@ -15,7 +17,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from conveyor.exceptions import ConfigError, did_you_mean
@@ -37,7 +39,9 @@ class Executor(Protocol):
     max_workers: int
     in_process: bool
 
-    def submit(self, fn: Callable[..., T], /, *args: Any) -> cf.Future[T]: ...
+    def submit(
+        self, fn: Callable[..., T], /, *args: Any, resources: Mapping[str, Any] | None = None
+    ) -> cf.Future[T]: ...
 
     def shutdown(self, wait: bool = True) -> None: ...
 
@@ -49,7 +53,9 @@ class InlineExecutor:
     max_workers = 1
     in_process = True
 
-    def submit(self, fn: Callable[..., T], /, *args: Any) -> cf.Future[T]:
+    def submit(
+        self, fn: Callable[..., T], /, *args: Any, resources: Mapping[str, Any] | None = None
+    ) -> cf.Future[T]:
         future: cf.Future[T] = cf.Future()
         try:
             future.set_result(fn(*args))
@@ -76,7 +82,9 @@ class ThreadsExecutor:
         self.name = f"threads:{max_workers}"
         self._pool = cf.ThreadPoolExecutor(max_workers, thread_name_prefix="conveyor-step")
 
-    def submit(self, fn: Callable[..., T], /, *args: Any) -> cf.Future[T]:
+    def submit(
+        self, fn: Callable[..., T], /, *args: Any, resources: Mapping[str, Any] | None = None
+    ) -> cf.Future[T]:
         return self._pool.submit(fn, *args)
 
     def shutdown(self, wait: bool = True) -> None:
@@ -107,7 +115,9 @@ class ProcessesExecutor:
         context = multiprocessing.get_context("forkserver")
         self._pool = cf.ProcessPoolExecutor(max_workers, mp_context=context)
 
-    def submit(self, fn: Callable[..., T], /, *args: Any) -> cf.Future[T]:
+    def submit(
+        self, fn: Callable[..., T], /, *args: Any, resources: Mapping[str, Any] | None = None
+    ) -> cf.Future[T]:
         import cloudpickle
 
         try:
@@ -138,9 +148,9 @@ def make_executor(spec: str, max_workers: int | None = None) -> Executor:
     """
     kind, _, arg = spec.partition(":")
     if spec.startswith("dask"):
-        from conveyor.execution import dask as dask_executor  # type: ignore[attr-defined]
+        from conveyor.execution import dask as dask_executor
 
-        return dask_executor.make(spec, max_workers)  # type: ignore[no-any-return]
+        return dask_executor.make(spec, max_workers)
     if arg:
         try:
             max_workers = int(arg)

@@ -297,7 +297,15 @@ class _Execution:
         )
         timeout = node.step.settings.timeout
         self.emit("submitted", name, attempt=attempt)
-        future = self.executor.submit(execute_step_remote if self.remote else execute_step, payload)
+        try:
+            future = self.executor.submit(
+                execute_step_remote if self.remote else execute_step,
+                payload,
+                resources=node.step.settings.resources or None,
+            )
+        except Exception as exc:  # could not hand the step to the executor at all
+            future = cf.Future()
+            future.set_exception(exc)
         self.running[future] = _Attempt(
             name, step_run_id, attempt, now, now + timeout if timeout else None, key
         )
@@ -698,6 +706,14 @@ def run_pipeline(
         runner = make_executor(executor or settings.executor, max_workers or settings.max_workers)
     else:
         owned, runner = False, executor
+    prepare = getattr(runner, "prepare", None)
+    if prepare is not None:
+        try:
+            prepare(settings.artifact_url, settings.root)
+        except BaseException:
+            if owned:
+                runner.shutdown(wait=False)
+            raise
     sha, dirty = code_version(settings.root)
     run_id = new_id()
     started = time.time()
