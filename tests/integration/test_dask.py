@@ -27,8 +27,8 @@ from conveyor.execution.dask import (
 )
 from conveyor.execution.orchestrator import run_pipeline
 from conveyor.stores.metadata import open_metadata_store
-
 from tests.conftest import make_settings
+
 from . import dask_steps as d
 
 pytestmark = pytest.mark.slow
