@@ -187,19 +187,22 @@ def _parquet_batches(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     columns: Sequence[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
+    import pyarrow.parquet as pq
+
     dataset = _parquet_dataset(path)
-    try:
-        yield from dataset.to_batches(
-            columns=list(columns) if columns else None,
-            batch_size=batch_rows,
-            batch_readahead=1,
-            fragment_readahead=1,
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-        raise DataError(
-            f"Cannot read Parquet source {str(path)!r}: {exc}. A file is corrupt or "
-            "truncated, or the files disagree on a column's type."
-        ) from exc
+    # File by file, row group by row group: the dataset scanner buffers whole fragments
+    # ahead, which makes memory grow with the dataset instead of with one batch.
+    for file in sorted(dataset.files):
+        try:
+            reader = pq.ParquetFile(file)
+            _check_names(reader.schema_arrow.names, f"Parquet file {file!r}")
+            yield from reader.iter_batches(
+                batch_size=batch_rows, columns=list(columns) if columns else None
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+            raise DataError(
+                f"Cannot read Parquet file {file!r}: {exc}. The file is corrupt or truncated."
+            ) from exc
 
 
 def read_parquet(

@@ -117,6 +117,7 @@ class Schema:
         unseen_tolerance: float = 0.01,
         null_slack: float = 0.01,
         row_count_tolerance: float | None = None,
+        range_margin: float = 0.1,
     ) -> Schema:
         """A schema that the profiled table satisfies, to review and edit.
 
@@ -127,6 +128,9 @@ class Schema:
             null_slack: Added to the observed null fraction of columns that have nulls.
             row_count_tolerance: If given, row-count bounds are the profiled count times
                 (1 - tolerance, 1 + tolerance); otherwise only "at least one row".
+            range_margin: Numeric ranges are the observed [min, max] widened by this
+                fraction of their span on each side, so that a new sample from the same
+                distribution does not fail on its tails. 0 keeps the observed range.
         """
         columns = {}
         for name, column in profile.columns.items():
@@ -140,13 +144,19 @@ class Schema:
                 values = sorted(column.frequencies())
                 if len(values) <= max_domain_size:
                     domain = tuple(values)
+            low, high = column.min, column.max
+            if low is not None and high is not None and kind == "numeric" and range_margin:
+                pad = (high - low) * range_margin
+                low, high = low - pad, high + pad
+                if column.dtype.startswith(("int", "uint")):
+                    low, high = float(math.floor(low)), float(math.ceil(high))
             columns[name] = ColumnSchema(
                 kind=kind,
                 dtype=column.dtype,
                 required=True,
                 max_null_fraction=max_null,
-                min=column.min if kind in ("numeric", "datetime") else None,
-                max=column.max if kind in ("numeric", "datetime") else None,
+                min=low if kind in ("numeric", "datetime") else None,
+                max=high if kind in ("numeric", "datetime") else None,
                 allow_nan=column.nan_count > 0,
                 allow_inf=column.inf_count > 0,
                 domain=domain,

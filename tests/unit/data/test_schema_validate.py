@@ -32,11 +32,13 @@ def kinds(report: ValidationReport) -> set[tuple[str, str, str]]:
 
 
 def test_infer_and_yaml_round_trip(good: pd.DataFrame) -> None:
-    schema = Schema.infer(Profile.from_frame(good))
+    schema = Schema.infer(Profile.from_frame(good), range_margin=0.0)
     assert schema.columns["country"].domain == ("DE", "FR", "US")
     assert schema.columns["age"].min == 18 and schema.columns["age"].max == 89
     assert Schema.from_yaml(schema.to_yaml()) == schema
     assert Schema.from_bytes(schema.to_bytes()) == schema
+    padded = Schema.infer(Profile.from_frame(good)).columns["age"]
+    assert (padded.min, padded.max) == (10.0, 97.0)
 
 
 def test_clean_batch_passes(good: pd.DataFrame) -> None:
