@@ -30,6 +30,8 @@ class StepContext:
         attempt: 1 for the first try, 2 for the first retry, and so on.
         save_artifact: Callback the executor supplies to store a logged artifact; returns
             a description of the stored artifact.
+        db_url: Metadata store of the run, for components a step calls (registry, tuning).
+        artifact_url: Artifact store of the run.
     """
 
     run_id: str
@@ -37,6 +39,8 @@ class StepContext:
     step_name: str
     attempt: int = 1
     save_artifact: Callable[[str, Any], dict[str, Any]] | None = None
+    db_url: str | None = None
+    artifact_url: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     metrics: list[MetricPoint] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)

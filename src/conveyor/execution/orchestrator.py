@@ -294,6 +294,7 @@ class _Execution:
             inputs=inputs,
             artifact_url=self.settings.artifact_url,
             attempt=attempt,
+            db_url=self.settings.db_url,
         )
         timeout = node.step.settings.timeout
         self.emit("submitted", name, attempt=attempt)

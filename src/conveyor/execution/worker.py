@@ -71,6 +71,7 @@ class StepPayload:
     inputs: dict[str, InputValue]
     artifact_url: str
     attempt: int = 1
+    db_url: str | None = None
 
 
 @dataclass
@@ -174,6 +175,8 @@ def execute_step(payload: StepPayload) -> StepResult:
         step_name=payload.node,
         attempt=payload.attempt,
         save_artifact=save_logged,
+        db_url=payload.db_url,
+        artifact_url=payload.artifact_url,
     )
     result = StepResult(ok=False, started_at=started, ended_at=started, pid=os.getpid())
     with capture() as buffer:

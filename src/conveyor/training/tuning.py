@@ -172,14 +172,19 @@ def tune(
     name = study_name or getattr(objective, "__qualname__", "study").replace("<", "").replace(
         ">", ""
     )
-    if metadata_store is None:
-        from conveyor.config import load_settings
-        from conveyor.stores.metadata import open_metadata_store
-
-        metadata_store = open_metadata_store(load_settings().db_url)
     from conveyor.core.context import current_context
 
     context = current_context()
+    if metadata_store is None:
+        from conveyor.stores.metadata import open_metadata_store
+
+        if context is not None and context.db_url:
+            db_url = context.db_url  # inside a step: the run's own store
+        else:
+            from conveyor.config import load_settings
+
+            db_url = load_settings().db_url
+        metadata_store = open_metadata_store(db_url)
     run_id = context.run_id if context else None
     step_run_id = context.step_run_id if context else None
 

@@ -168,3 +168,22 @@ def test_pipeline_step_registers_and_lineage_reaches_run_data_and_code(
     assert isinstance(model, Model)
     X, _ = cancer
     assert model.predict(pd.DataFrame(X)).shape == (len(X),)
+
+
+def test_step_registers_into_the_runs_own_stores_not_the_working_directory(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("CONVEYOR_DB_URL", raising=False)
+    monkeypatch.delenv("CONVEYOR_ARTIFACT_URL", raising=False)
+    run = p.train_and_register.configure(settings=settings, executor="threads").run(c=0.25)
+    from conveyor.stores.artifacts import open_artifact_store
+    from conveyor.stores.metadata import open_metadata_store
+
+    registry = get_registry(
+        open_metadata_store(settings.db_url), open_artifact_store(settings.artifact_url)
+    )
+    assert registry.lineage("churn@production")["run"]["id"] == run.id
+    assert not (elsewhere / ".conveyor").exists()
