@@ -7,7 +7,7 @@ JSON (orjson) is built in. Other formats (Avro, Protobuf, MessagePack) plug in t
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -76,5 +76,5 @@ def get_codec(name: str) -> Codec:
     return factory()
 
 
-if __debug__:  # static conformance
-    _json_conforms: Codec = JsonCodec()
+if TYPE_CHECKING:
+    _json: Codec = JsonCodec()
