@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from conveyor.cli import common, data, models, serving
+from conveyor.cli import common, data, models, serving, streaming
 from conveyor.cli import runs as runs_cli
 
 app = typer.Typer(
@@ -50,6 +50,7 @@ runs_cli.register(app)
 data.register(app)
 models.register(app)
 serving.register(app)
+streaming.register(app)
 
 
 @app.command("init")
