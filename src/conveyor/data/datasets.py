@@ -100,13 +100,21 @@ def _default_stores(
     metadata_store: MetadataStore | None, artifact_store: ArtifactStore | None
 ) -> tuple[MetadataStore, ArtifactStore]:
     if metadata_store is None or artifact_store is None:
-        from conveyor.config import load_settings
+        from conveyor.core.context import current_context
         from conveyor.stores.artifacts import open_artifact_store
         from conveyor.stores.metadata import open_metadata_store
 
-        settings = load_settings()
-        metadata_store = metadata_store or open_metadata_store(settings.db_url)
-        artifact_store = artifact_store or open_artifact_store(settings.artifact_url)
+        # Inside a step, the run's own stores; elsewhere the project's settings.
+        context = current_context()
+        if context is not None and context.db_url and context.artifact_url:
+            db_url, artifact_url = context.db_url, context.artifact_url
+        else:
+            from conveyor.config import load_settings
+
+            settings = load_settings()
+            db_url, artifact_url = settings.db_url, settings.artifact_url
+        metadata_store = metadata_store or open_metadata_store(db_url)
+        artifact_store = artifact_store or open_artifact_store(artifact_url)
     return metadata_store, artifact_store
 
 

@@ -8,7 +8,6 @@ Each has a severity; errors make `validate` (the pipeline step) stop the run.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -535,6 +534,8 @@ def validate(
 ) -> ValidationReport:
     """Pipeline step: validate `data`; stop the run when there are errors.
 
+    `schema` may be a Schema or a YAML path; `reference` a Profile, a table, or a dataset
+    reference such as ``"customers@3"`` whose stored profile is used (stores from settings).
     The report is the step's output and, when the step fails, is logged as the artifact
     ``validation_report`` first, so the failed run still shows it.
 
@@ -543,6 +544,8 @@ def validate(
     """
     from conveyor.core.context import current_context, log_artifact, log_metrics
 
+    if isinstance(reference, str):
+        reference = _load_reference(reference)
     report = validate_frame(data, schema=schema, reference=reference, thresholds=thresholds)
     context = current_context()
     if context is not None:
@@ -556,8 +559,11 @@ def validate(
     return report
 
 
-def _finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
+def _load_reference(ref: str) -> Profile:
+    from conveyor.data.datasets import _default_stores, get_dataset
+
+    metadata_store, artifact_store = _default_stores(None, None)
+    return get_dataset(ref, metadata_store=metadata_store).load_profile(artifact_store)
 
 
 __all__ = [
