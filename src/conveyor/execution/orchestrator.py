@@ -524,10 +524,9 @@ class _Execution:
             self.produced[(node.name, name)] = ArtifactRef(
                 artifact_id, stored.content_hash, stored.materializer, stored.summary
             )
-        for stored in result.logged:
-            artifact_id = new_id()
-            artifact_rows.append(self._artifact_row(artifact_id, stored, step_run_id))
-            edges.append(self._edge(step_run_id, artifact_id, "log", stored.name))
+        logged_rows, logged_edges = self._logged(step_run_id, result)
+        artifact_rows += logged_rows
+        edges += logged_edges
         params = _json_params({**node.params, **result.params})
         self.metadata.record_step(
             step_run_id=step_run_id,
@@ -543,20 +542,34 @@ class _Execution:
             },
             new_artifacts=artifact_rows,
             edges=edges,
-            metrics=[
-                {
-                    "run_id": self.run_id,
-                    "step_run_id": step_run_id,
-                    "key": key,
-                    "value": value,
-                    "step": index,
-                    "timestamp": stamp,
-                }
-                for key, value, index, stamp in result.metrics
-            ],
+            metrics=self._metric_rows(step_run_id, result),
             logs=result.logs or None,
             tags=result.tags,
         )
+
+    def _logged(
+        self, step_run_id: str, result: StepResult
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Artifact rows and "log" lineage edges for what the step logged with log_artifact."""
+        rows, edges = [], []
+        for stored in result.logged:
+            artifact_id = new_id()
+            rows.append(self._artifact_row(artifact_id, stored, step_run_id))
+            edges.append(self._edge(step_run_id, artifact_id, "log", stored.name))
+        return rows, edges
+
+    def _metric_rows(self, step_run_id: str, result: StepResult) -> list[dict[str, Any]]:
+        return [
+            {
+                "run_id": self.run_id,
+                "step_run_id": step_run_id,
+                "key": key,
+                "value": value,
+                "step": index,
+                "timestamp": stamp,
+            }
+            for key, value, index, stamp in result.metrics
+        ]
 
     def _record_failure(self, node: Node, attempt: _Attempt, result: StepResult) -> None:
         settings = node.step.settings
@@ -576,9 +589,15 @@ class _Execution:
         )
         if result.exception is not None:
             error.__cause__ = result.exception
+        # What the failed attempt logged (a validation report, say) is kept for inspection.
+        logged_rows, logged_edges = self._logged(attempt.step_run_id, result)
         self.metadata.record_step(
             step_run_id=attempt.step_run_id,
             run_id=self.run_id,
+            new_artifacts=logged_rows,
+            edges=logged_edges,
+            metrics=self._metric_rows(attempt.step_run_id, result),
+            tags=result.tags,
             fields={
                 "status": FAILED,
                 "attempts": attempt.attempt,

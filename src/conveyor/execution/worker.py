@@ -143,10 +143,10 @@ def _split_outputs(payload: StepPayload, returned: Any) -> dict[str, Any]:
     if not names:
         return {}
     if payload.returns_tuple:
-        if not isinstance(returned, tuple) or len(returned) != len(names):
+        if not isinstance(returned, (tuple, list)) or len(returned) != len(names):
             got = (
-                f"a tuple of {len(returned)}"
-                if isinstance(returned, tuple)
+                f"a {type(returned).__name__} of {len(returned)}"
+                if isinstance(returned, (tuple, list))
                 else type(returned).__name__
             )
             raise ConveyorError(

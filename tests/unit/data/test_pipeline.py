@@ -70,3 +70,15 @@ def test_validation_errors_stop_the_run(project: Path, settings: Settings) -> No
     assert failed["status"] == "failed"
     assert "out_of_range" in failed["error"] or "maximum" in failed["error"]
     assert run.step("count_rows")["status"] != "completed"
+    # The report the failed step logged is stored and linked to it.
+    from conveyor.execution.run import Artifact
+    from conveyor.stores.artifacts import open_artifact_store
+    from conveyor.stores.metadata import open_metadata_store
+
+    store = open_metadata_store(settings.db_url)
+    logged = [e for e in store.step_edges([failed["id"]]) if e["direction"] == "log"]
+    assert [e["name"] for e in logged] == ["validation_report"]
+    report = Artifact.from_row(
+        store.get_artifact(logged[0]["artifact_id"]), open_artifact_store(settings.artifact_url)
+    ).load()
+    assert not report.ok

@@ -338,3 +338,27 @@ def test_step_defined_in_a_closure_runs_on_the_processes_executor(settings: Sett
     run = run_pipeline(p, settings=settings, executor="processes:2")
     assert run.output("value") == 42
     assert run.output("pid") != os.getpid()
+
+
+def test_artifacts_and_metrics_logged_before_a_failure_are_kept(settings: Settings) -> None:
+    @step
+    def report_then_fail(x: int) -> int:
+        import conveyor
+
+        conveyor.log_artifact("report", {"problems": 2})
+        conveyor.log_metrics(problems=2)
+        raise ValueError("2 problems")
+
+    @pipeline
+    def p():
+        return report_then_fail(s.source(1))
+
+    with pytest.raises(RunFailedError) as info:
+        run_pipeline(p, settings=settings)
+    run = info.value.run
+    store = open_metadata_store(settings.db_url)
+    row = run.step("report_then_fail")
+    logged = [e for e in store.step_edges([row["id"]]) if e["direction"] == "log"]
+    assert [e["name"] for e in logged] == ["report"]
+    assert store.get_artifact(logged[0]["artifact_id"])["summary"]["length"] == 1
+    assert run.metrics() == {"problems": 2.0}
