@@ -327,30 +327,48 @@ class Validator:
             )
         n = len(frame)
         reasons = np.full(n, None, dtype=object)
+        failed = np.zeros(n, dtype=bool)
         coerced: dict[str, Any] = {}
+        as_is = True  # every column usable without conversion: reuse the frame
 
         def note(mask: Any, text: str) -> None:
-            hits = np.asarray(mask, dtype=bool) & (reasons == None)  # noqa: E711
+            if not mask.any():
+                return
+            hits = mask & ~failed
             if hits.any():
                 reasons[hits] = text
+                failed[hits] = True
 
         for rule in self.rules:
             s = frame[rule.name]
+            if rule.dtype in ("float", "int") and s.dtype.kind in "fiu":
+                # Numeric column read as numbers (Parquet): plain numpy, no copies.
+                arr = s.to_numpy()
+                null = np.isnan(arr) if s.dtype.kind == "f" else np.zeros(n, dtype=bool)
+                if not rule.nullable:
+                    note(null, f"column {rule.name!r} is null")
+                if s.dtype.kind == "f":
+                    if rule.dtype == "int":
+                        with np.errstate(invalid="ignore"):
+                            note(
+                                np.isfinite(arr) & (np.floor(arr) != arr),
+                                f"column {rule.name!r} is not an integer",
+                            )
+                    else:
+                        note(np.isinf(arr), f"column {rule.name!r} is infinite")
+                coerced[rule.name] = arr
+                continue
+            as_is = False
             null = s.isna().to_numpy()
             if not rule.nullable:
                 note(null, f"column {rule.name!r} is null")
             if rule.dtype in ("float", "int"):
-                values = (
-                    pd.to_numeric(s, errors="coerce")
-                    if s.dtype == object or isinstance(s.dtype, pd.StringDtype)
-                    else s
-                )
+                values = pd.to_numeric(s, errors="coerce") if s.dtype != bool else s
                 if values.dtype == bool:
                     note(~null, f"column {rule.name!r} is not a number")
-                values = values.astype("float64")
-                bad = values.isna().to_numpy() & ~null
+                arr = values.to_numpy(dtype="float64", na_value=np.nan)
+                bad = np.isnan(arr) & ~null
                 note(bad, f"column {rule.name!r} is not a number")
-                arr = values.to_numpy()
                 if rule.dtype == "int":
                     with np.errstate(invalid="ignore"):
                         fractional = np.isfinite(arr) & (np.floor(arr) != arr)
@@ -378,6 +396,8 @@ class Validator:
                     unseen = ~s.astype(str).isin(list(rule.categories)).to_numpy() & ~null
                     note(unseen, f"column {rule.name!r} has a category unseen in training")
                 coerced[rule.name] = obj
+        if as_is:
+            return frame[list(self.names)], reasons
         return pd.DataFrame(coerced, index=frame.index), reasons
 
 

@@ -11,7 +11,7 @@ from conveyor.serving.auth import BearerAuth, check_bind, read_token
 def test_loopback_needs_no_token_other_addresses_do() -> None:
     for host in ("127.0.0.1", "localhost", "::1", "127.0.0.5"):
         check_bind(host, None)
-    with pytest.raises(ConfigError, match="Refusing to bind '0.0.0.0' without a token"):
+    with pytest.raises(ConfigError, match=r"Refusing to bind '0\.0\.0\.0' without a token"):
         check_bind("0.0.0.0", None)
     check_bind("0.0.0.0", "t")
 
