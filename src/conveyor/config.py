@@ -98,7 +98,8 @@ def load_settings(
                 )
             if not isinstance(value, _KEYS[key]):
                 raise ConfigError(
-                    f"The {key!r} key in {path} must be a {_KEYS[key].__name__}. "
+                    f"The {key!r} key in {path} must be "
+                    f"{'an' if _KEYS[key] is int else 'a'} {_KEYS[key].__name__}. "
                     f"Got {value!r} instead."
                 )
             values[key] = value
