@@ -33,8 +33,10 @@ class KafkaSource:
     """Records of one topic, read as a member of `group`.
 
     Args:
-        endpoint: ``kafka://host:port[,host:port]/topic``; ``?offset_reset=latest`` starts
-            a new group at the end of the topic (default: the beginning).
+        endpoint: ``kafka://host:port[,host:port]/topic``. Options: ``offset_reset=latest``
+            starts a new group at the end of the topic (default: the beginning);
+            ``heartbeat_interval_ms`` (3000) and ``session_timeout_ms`` (10000) set how
+            fast the group notices members joining and dying.
         group: Consumer group id; members share the topic's partitions.
         client_id: Client id shown by the broker.
         revoke_timeout: Seconds a rebalance waits for the in-flight batch's commit.
@@ -82,6 +84,8 @@ class KafkaSource:
             enable_auto_commit=False,
             auto_offset_reset=options.get("offset_reset", "earliest"),
             max_partition_fetch_bytes=int(options.get("max_partition_fetch_bytes", 4 << 20)),
+            heartbeat_interval_ms=int(options.get("heartbeat_interval_ms", 3000)),
+            session_timeout_ms=int(options.get("session_timeout_ms", 10000)),
             **kwargs,
         )
         self._consumer.subscribe([self.topic], listener=Listener())
