@@ -222,7 +222,9 @@ def batch(args: argparse.Namespace, work: Path, env: dict[str, str], X: Any) -> 
 
     for n in (args.batch_rows // 4, args.batch_rows):
         reps = -(-n // len(X))
-        pd.concat([X] * reps, ignore_index=True).iloc[:n].to_parquet(work / f"in-{n}.parquet")
+        pd.concat([X] * reps, ignore_index=True).iloc[:n].to_parquet(
+            work / f"in-{n}.parquet", row_group_size=args.chunk_rows
+        )
     for kind in args.only:
         n = args.batch_rows
         src = work / f"in-{n}.parquet"
