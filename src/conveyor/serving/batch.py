@@ -247,7 +247,6 @@ def score_file(
             f"score_file needs chunk_rows >= 1 and workers >= 1. Got {chunk_rows} and "
             f"{workers} instead."
         )
-    start = time.perf_counter()
     if isinstance(model, str):
         from conveyor.registry import ModelRef, get_registry
 
@@ -259,6 +258,7 @@ def score_file(
         servable = model
     else:
         servable = servable_from_model(model, "model", "0")
+    start = time.perf_counter()  # scoring time; loading the model is not part of it
     validator = servable.validator(unseen)
     input_path, output_path = str(input_path), str(output_path)
     _format(output_path if output_path.endswith(".parquet") else output_path + ".parquet")

@@ -107,6 +107,15 @@ class StreamStats:
     reloads: int = 0
     undelivered: int = 0
     seconds: float = 0.0
+    first_fetch: float | None = None
+    last_commit: float | None = None
+
+    @property
+    def messages_per_second(self) -> float:
+        """Messages in per second, from the first fetch to the last commit."""
+        if self.first_fetch is None or self.last_commit is None:
+            return 0.0
+        return self.messages_in / max(self.last_commit - self.first_fetch, 1e-9)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -302,6 +311,8 @@ class StreamScorer:
     async def _process(self, messages: list[Message]) -> bool:
         """Score, deliver and commit one batch; False when stopped before delivering."""
         started = time.perf_counter()
+        if self.stats.first_fetch is None:
+            self.stats.first_fetch = time.time()
         servable = self.servable
         assert servable is not None and self._executor is not None
         n_in = len(messages)
@@ -345,6 +356,7 @@ class StreamScorer:
                 self.source.description,
                 exc,
             )
+        self.stats.last_commit = time.time()
         if good and self.predlog is not None:
             self.predlog.submit(
                 servable.name,
