@@ -1,0 +1,65 @@
+"""Triggers and the scheduler: cron schedules, new data, drift and decay start runs.
+
+Heavy modules load on first use of a name below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "on_schedule": "conveyor.triggers.specs",
+    "on_new_data": "conveyor.triggers.specs",
+    "on_drift": "conveyor.triggers.specs",
+    "on_decay": "conveyor.triggers.specs",
+    "Trigger": "conveyor.triggers.specs",
+    "Schedule": "conveyor.triggers.specs",
+    "OnNewData": "conveyor.triggers.specs",
+    "OnDrift": "conveyor.triggers.specs",
+    "OnDecay": "conveyor.triggers.specs",
+    "Scheduler": "conveyor.triggers.scheduler",
+    "list_events": "conveyor.triggers.state",
+}
+
+__all__ = [
+    "OnDecay",
+    "OnDrift",
+    "OnNewData",
+    "Schedule",
+    "Scheduler",
+    "Trigger",
+    "list_events",
+    "on_decay",
+    "on_drift",
+    "on_new_data",
+    "on_schedule",
+]
+
+if TYPE_CHECKING:
+    from conveyor.triggers.scheduler import Scheduler
+    from conveyor.triggers.specs import (
+        OnDecay,
+        OnDrift,
+        OnNewData,
+        Schedule,
+        Trigger,
+        on_decay,
+        on_drift,
+        on_new_data,
+        on_schedule,
+    )
+    from conveyor.triggers.state import list_events
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'conveyor.triggers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
