@@ -323,3 +323,26 @@ def test_killing_the_scheduler_fails_the_run_and_rerun_resumes(tmp_path: Path) -
         for process in (scheduler, worker):
             process.terminate()
             process.wait(timeout=30)
+
+
+def test_tuning_trials_run_in_parallel_on_dask(
+    settings: Settings, cluster: DaskExecutor, tmp_path: Path
+) -> None:
+    import functools
+
+    from conveyor.training.tuning import tune
+
+    result = tune(
+        functools.partial(d.quadratic, str(tmp_path)),
+        {"x": ("float", -5.0, 5.0)},
+        n_trials=12,
+        parallel=2,
+        executor=cluster,
+        study_name="dask-study",
+        metadata_store=open_metadata_store(settings.db_url),
+    )
+    assert len(result.trials) == 12
+    assert abs(result.best_params["x"] - 2.0) < 2.0
+    pids = {int(p.name.split("-")[1]) for p in tmp_path.glob("pid-*")}
+    workers = set(cluster.client.run(os.getpid).values())
+    assert pids and pids <= workers and os.getpid() not in pids

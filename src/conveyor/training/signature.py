@@ -348,6 +348,9 @@ def _cast(spec: ColumnSpec, series: pd.Series) -> pd.Series:
         trained = pd.CategoricalDtype(_typed_categories(spec), ordered=False)
         kind = type(trained.categories[0]) if len(trained.categories) else str
         values = series.astype(object).map(lambda v: None if _isnull(v) else _as(kind, v))
+        # A category unseen at training (allowed with unseen="pass") reaches the model as a
+        # missing value: the training categories fix the encoding, as they did at training.
+        values = values.where(values.isin(trained.categories), None)
         return values.astype(trained)
     if spec.dtype == "str":
         return series.map(lambda v: v if _isnull(v) else str(v)).astype(target or object)

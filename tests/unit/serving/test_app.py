@@ -90,9 +90,6 @@ def test_invalid_records_name_the_field(
     run(main())
 
 
-# Signature.coerce casts an unseen value into the training categories, which pandas
-# deprecates (it will raise in pandas 4); the encoder would then see it as missing.
-@pytest.mark.filterwarnings("ignore:Constructing a Categorical with a dtype")
 def test_unseen_category_can_pass_to_the_model(mixed_model: Model, mixed_frame: Any) -> None:
     frame, _ = mixed_frame
     rows = records(frame, 1)

@@ -133,3 +133,12 @@ def test_bad_frames_and_specs_are_refused() -> None:
         Signature.from_frame(np.zeros((2, 2)))  # type: ignore[arg-type]
     with pytest.raises(ModelError, match="one of int, float"):
         ColumnSpec.from_dict({"name": "x", "dtype": "complex"})
+
+
+def test_coerce_turns_an_unseen_category_into_a_missing_value() -> None:
+    frame = pd.DataFrame({"plan": pd.Categorical(["basic", "pro", "basic"])})
+    signature = Signature.from_frame(frame)
+    out = signature.coerce(pd.DataFrame({"plan": ["pro", "enterprise", None]}))
+    assert list(out["plan"].cat.categories) == ["basic", "pro"]
+    assert out["plan"].iloc[0] == "pro"
+    assert out["plan"].isna().tolist() == [False, True, True]
