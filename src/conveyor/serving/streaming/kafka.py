@@ -59,6 +59,7 @@ class KafkaSource:
         self._consumer: AIOKafkaConsumer | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._in_flight = 0  # fetched batches not yet committed (the scorer prefetches one)
         self._done: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
@@ -130,6 +131,7 @@ class KafkaSource:
                     )
                 )
         if out:
+            self._in_flight += 1
             self._idle.clear()
         return out
 
@@ -144,7 +146,9 @@ class KafkaSource:
                 await self._kafka().commit(offsets)
                 self._done.update(offsets)
         finally:
-            self._idle.set()
+            self._in_flight = max(0, self._in_flight - 1)
+            if not self._in_flight:
+                self._idle.set()
 
     async def lag(self) -> dict[str, int]:
         consumer = self._kafka()

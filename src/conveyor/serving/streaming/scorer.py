@@ -250,19 +250,35 @@ class StreamScorer:
         return self.stats
 
     async def _loop(self) -> None:
+        # The next fetch runs while the current batch is scored and delivered, so broker
+        # round trips overlap model work. On stop the prefetched batch is processed too:
+        # nothing fetched is left pending.
         opts = self.options
         delay = 0.1
-        while not self._stop.is_set():
+        pending: asyncio.Task[list[Message]] | None = None
+        while True:
+            if pending is None:
+                if self._stop.is_set():
+                    return
+                pending = asyncio.ensure_future(self.source.fetch(opts.max_batch, opts.max_wait))
             try:
-                messages = await self.source.fetch(opts.max_batch, opts.max_wait)
+                messages = await pending
             except Exception as exc:
+                pending = None
                 self.metrics.error("fetch")
                 logger.error("cannot fetch from %s: %s", self.source.description, exc)
                 await self._pause(delay)
                 delay = min(delay * 2, 5.0)
                 continue
             delay = 0.1
+            pending = None
+            if not self._stop.is_set():
+                pending = asyncio.ensure_future(self.source.fetch(opts.max_batch, opts.max_wait))
             if messages and not await self._process(messages):
+                if pending is not None:
+                    pending.cancel()
+                    with contextlib.suppress(BaseException):
+                        await pending
                 return
             now = time.monotonic()
             if now >= self._next_lag:
