@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from conveyor.cli import common, data, models, serving, streaming
+from conveyor.cli import common, data, models, monitoring, serving, streaming
 from conveyor.cli import runs as runs_cli
 
 app = typer.Typer(
@@ -51,6 +51,7 @@ data.register(app)
 models.register(app)
 serving.register(app)
 streaming.register(app)
+monitoring.register(app)
 
 
 @app.command("init")

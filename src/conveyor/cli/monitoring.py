@@ -1,0 +1,272 @@
+"""`conveyor monitor`, `conveyor labels` and `conveyor scheduler`."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from conveyor.cli import common
+
+if TYPE_CHECKING:
+    from conveyor.monitoring.monitor import Monitor
+    from conveyor.monitoring.report import MonitorReport
+
+monitor_app = typer.Typer(help="Drift, data quality and performance of served models.")
+labels_app = typer.Typer(help="Ground truth for monitored predictions.")
+
+
+def _epoch(value: str | None) -> float | None:
+    if value is None:
+        return None
+    import datetime as dt
+
+    try:
+        stamp = dt.datetime.fromisoformat(value)
+    except ValueError:
+        common.fail(f"{value!r} is not an ISO time. Use e.g. 2026-01-31T14:00 (UTC if no zone).")
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return stamp.timestamp()
+
+
+def _monitor(ctx: typer.Context, name: str) -> Monitor:
+    from conveyor.monitoring.monitor import Monitor
+
+    try:
+        return Monitor.get(
+            name,
+            metadata_store=common.metadata_store(ctx),
+            artifact_store=common.artifact_store(ctx),
+        )
+    except Exception as exc:
+        common.fail(str(exc))
+
+
+def _print_report(report: MonitorReport) -> None:
+    console = common.console()
+    style = "red" if report.dataset_drift else ("yellow" if report.drift.drifted else "green")
+    console.print(f"[{style}]{report.summary()}[/]", highlight=False)
+    for issue in report.quality[:10]:
+        console.print(f"  {issue['severity']}: {issue['column']}: {issue['message']}")
+
+
+@monitor_app.command("run")
+def monitor_run(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Monitor name, e.g. churn-prod.")],
+    model: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--model", help="Model reference (needed the first time)."),
+    ] = None,
+    window: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--window", help="Window length: 30s, 15m, 1h, 1d."),
+    ] = None,
+    start: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Report one window from this ISO time (default: every closed window)."),
+    ] = None,
+    end: Annotated[Optional[str], typer.Option(help="End of that window (ISO).")] = None,  # noqa: UP045
+    max_windows: Annotated[int, typer.Option(help="At most this many closed windows.")] = 24,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
+) -> None:
+    """Compute one report per window over the prediction log (created on first use)."""
+    from conveyor.monitoring.monitor import Monitor, parse_window
+
+    store = common.metadata_store(ctx)
+    artifacts = common.artifact_store(ctx)
+    try:
+        monitor = Monitor.get(name, metadata_store=store, artifact_store=artifacts)
+    except LookupError:
+        if model is None:
+            common.fail(
+                f"No monitor named {name!r} yet; create it with --model NAME@ALIAS "
+                "(and --window, default 1h)."
+            )
+        monitor = Monitor(name, model, metadata_store=store, artifact_store=artifacts)
+    try:
+        if model is not None:
+            monitor.model = model
+        if window is not None:
+            monitor.window = parse_window(window)
+        monitor.save()
+        first, last = _epoch(start), _epoch(end)
+        if first is not None:
+            stop = last if last is not None else first + monitor.window
+            reports = monitor.run_window(first, stop)
+        else:
+            reports = monitor.run_due(max_windows=max_windows)
+    except Exception as exc:
+        common.fail(str(exc))
+    if as_json:
+        common.print_json([r.to_dict() for r in reports])
+        return
+    if not reports:
+        common.console().print("No predictions in the windows to report.")
+    for report in reports:
+        _print_report(report)
+
+
+@monitor_app.command("report")
+def monitor_report(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Monitor name.")],
+    html: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--html", help="Write the latest report (or, with --limit > 1, an index)."),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Reports to show, newest first.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the latest report(s) of a monitor."""
+    monitor = _monitor(ctx, name)
+    reports = monitor.reports(limit=limit)
+    if not reports:
+        common.fail(f"Monitor {name!r} has no reports yet. Run `conveyor monitor run {name}`.")
+    if html is not None:
+        if len(reports) == 1:
+            html.write_text(reports[0].to_html())
+        else:
+            from conveyor.monitoring.html import render_index
+
+            html.write_text(render_index([r.to_dict() for r in reports], f"monitor {name}"))
+        common.console().print(f"Wrote {html}")
+    if as_json:
+        common.print_json([r.to_dict() for r in reports])
+        return
+    for report in reports:
+        _print_report(report)
+
+
+@monitor_app.command("list")
+def monitor_list(ctx: typer.Context) -> None:
+    """Every monitor with its model and last window."""
+    from rich.table import Table
+
+    from conveyor.monitoring.monitor import Monitor
+
+    rows = Monitor.list_all(common.metadata_store(ctx))
+    table = Table("name", "model", "window", "last window end")
+    for row in rows:
+        table.add_row(
+            row["name"],
+            row["model_ref"],
+            f"{row['window_seconds']:g} s",
+            common.format_time(row["last_end"]),
+        )
+    common.console().print(table)
+
+
+@labels_app.command("add")
+def labels_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Monitor name.")],
+    path: Annotated[Path, typer.Argument(help="Parquet or CSV with request_id, label[, row].")],
+) -> None:
+    """Store ground truth, joined to predictions by request id."""
+    import pandas as pd
+
+    monitor = _monitor(ctx, name)
+    try:
+        frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+        count = monitor.add_labels(frame)
+    except Exception as exc:
+        common.fail(str(exc))
+    common.console().print(
+        f"Stored {count} labels for {name}. Re-run `conveyor monitor run {name}` to update "
+        "the performance of the windows they belong to."
+    )
+
+
+def scheduler(
+    ctx: typer.Context,
+    pipelines: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--pipeline",
+            "-p",
+            help="file.py:name (repeatable; default: [scheduler] pipelines in conveyor.toml).",
+        ),
+    ] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between evaluations.")] = 10.0,
+    once: Annotated[bool, typer.Option(help="Evaluate once and exit.")] = False,
+    monitors: Annotated[
+        bool, typer.Option(help="Also compute the closed windows of every monitor.")
+    ] = True,
+    grace: Annotated[float, typer.Option(help="Seconds runs get to finish on SIGTERM.")] = 30.0,
+) -> None:
+    """Run schedules and triggers until SIGTERM / Ctrl-C (state lives in the metadata store)."""
+    from conveyor.execution.loader import load_pipeline
+    from conveyor.triggers.scheduler import Scheduler
+
+    settings = common.settings(ctx)
+    targets = list(pipelines or settings.extra.get("scheduler", {}).get("pipelines", []))
+    if not targets:
+        common.fail(
+            "No pipelines to schedule. Pass --pipeline file.py:name or set [scheduler] "
+            'pipelines = ["pipelines/training.py:training"] in conveyor.toml.'
+        )
+    try:
+        loaded = [load_pipeline(target, settings.root) for target in targets]
+        jobs = [_MonitorJob(ctx)] if monitors else []
+        runner = Scheduler(loaded, settings=settings, jobs=jobs, interval=interval)
+    except Exception as exc:
+        common.fail(str(exc))
+    console = common.console()
+    count = sum(1 for _ in runner.triggers)
+    console.print(
+        f"scheduler {runner.owner}: {len(loaded)} pipeline(s), {count} trigger(s), every "
+        f"{interval:g} s",
+        highlight=False,
+    )
+
+    def report(fired: list[Any]) -> None:
+        for item in fired:
+            console.print(f"{item.status}: {item.pipeline} <- {item.reason}", highlight=False)
+
+    stop = threading.Event()
+    if once:
+        stop.set()
+        report(runner.tick())
+        runner.close(grace)
+        return
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        console.print(f"received {signal.Signals(signum).name}; stopping", highlight=False)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    console.print("ready", highlight=False)
+    runner.run(stop, on_tick=report, grace=grace)
+    console.print("stopped", highlight=False)
+
+
+class _MonitorJob:
+    """Computes the windows that closed since the last report, for every monitor."""
+
+    name = "monitors"
+
+    def __init__(self, ctx: typer.Context) -> None:
+        self.ctx = ctx
+
+    def __call__(self, now: float) -> None:
+        from conveyor.monitoring.monitor import Monitor
+
+        store = common.metadata_store(self.ctx)
+        for row in Monitor.list_all(store):
+            monitor = Monitor.get(
+                row["name"], metadata_store=store, artifact_store=common.artifact_store(self.ctx)
+            )
+            for report in monitor.run_due(now, max_windows=3):
+                _print_report(report)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(monitor_app, name="monitor")
+    app.add_typer(labels_app, name="labels")
+    app.command("scheduler")(scheduler)
