@@ -20,6 +20,8 @@ _EXPORTS: dict[str, str] = {
     "log_artifact": "conveyor.core.context",
     "set_tags": "conveyor.core.context",
     "register_materializer": "conveyor.materializers.base",
+    "Run": "conveyor.execution.run",
+    "get_run": "conveyor.execution.run",
     "Settings": "conveyor.config",
     "load_settings": "conveyor.config",
     "ConveyorError": "conveyor.exceptions",
@@ -40,9 +42,10 @@ if TYPE_CHECKING:
     from conveyor.core.context import log_artifact, log_metrics, log_params, set_tags
     from conveyor.core.pipeline import Pipeline, pipeline
     from conveyor.core.step import Step, step
-    from conveyor.exceptions import ConveyorError, RunFailedError, StepFailedError
     from conveyor.evaluation.gate import Gate
     from conveyor.evaluation.metrics import evaluate
+    from conveyor.exceptions import ConveyorError, RunFailedError, StepFailedError
+    from conveyor.execution.run import Run, get_run
     from conveyor.materializers.base import register_materializer
     from conveyor.registry.registry import load_model, register_model
     from conveyor.training.model import Model

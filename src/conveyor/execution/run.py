@@ -143,3 +143,16 @@ class Run:
 
     def __repr__(self) -> str:
         return f"<Run {self.id} {self.pipeline} {self.status}>"
+
+
+def get_run(run_id: str, *, settings: Any = None) -> Run:
+    """The recorded run with this id (or a unique prefix), from the configured stores.
+
+    Raises:
+        NotFoundError: no such run.
+    """
+    if settings is None:
+        from conveyor.config import load_settings
+
+        settings = load_settings()
+    return Run.get(run_id, db_url=settings.db_url, artifact_url=settings.artifact_url)

@@ -362,3 +362,12 @@ def test_artifacts_and_metrics_logged_before_a_failure_are_kept(settings: Settin
     assert [e["name"] for e in logged] == ["report"]
     assert store.get_artifact(logged[0]["artifact_id"])["summary"]["length"] == 1
     assert run.metrics() == {"problems": 2.0}
+
+
+def test_get_run_reads_a_recorded_run_back(settings: Settings) -> None:
+    import conveyor
+
+    run = run_pipeline(s.diamond, {"n": 2}, settings=settings)
+    again = conveyor.get_run(run.id[:12], settings=settings)
+    assert isinstance(again, conveyor.Run)
+    assert again.id == run.id and again.output("sum") == 7
