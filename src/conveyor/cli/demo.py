@@ -50,6 +50,7 @@ def load_fresh(path: str) -> pd.DataFrame:
 @step
 def train_candidate(frame: pd.DataFrame, seed: int = 0) -> Any:
     """Fit a gradient-boosted churn model on 75% of the frame; keep the rest as holdout."""
+    from pandas.api.types import is_numeric_dtype
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.impute import SimpleImputer
@@ -58,8 +59,6 @@ def train_candidate(frame: pd.DataFrame, seed: int = 0) -> Any:
 
     from conveyor.monitoring.generator import TARGET
     from conveyor.training.model import Model
-
-    from pandas.api.types import is_numeric_dtype
 
     train = frame.sample(frac=0.75, random_state=seed)
     categorical = [c for c in train.columns if not is_numeric_dtype(train[c])]
@@ -128,7 +127,7 @@ def make_retrain(fresh: str) -> Pipeline[Any, Any]:
         model = train_candidate(frame, seed)
         return gate_and_register(model, frame, seed)
 
-    return retrain
+    return retrain  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------------------- server
@@ -144,9 +143,9 @@ def serving(settings: Settings) -> Iterator[tuple[str, Any]]:
     import httpx
     import uvicorn
 
+    from conveyor.registry.registry import get_registry
     from conveyor.serving.app import ServeOptions, create_app
     from conveyor.serving.predlog import LogPolicy
-    from conveyor.registry.registry import get_registry
     from conveyor.serving.servable import RegistrySource
     from conveyor.stores.artifacts import open_artifact_store
     from conveyor.stores.metadata import open_metadata_store
