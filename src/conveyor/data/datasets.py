@@ -23,6 +23,7 @@ from conveyor._internal.ids import new_id
 from conveyor.core.step import step
 from conveyor.data.profile import Profile, _to_table
 from conveyor.exceptions import DataError, NotFoundError, did_you_mean
+from conveyor.stores.defaults import default_stores
 from conveyor.stores.metadata import tables_data as t
 
 if TYPE_CHECKING:
@@ -96,28 +97,6 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     return name, number
 
 
-def _default_stores(
-    metadata_store: MetadataStore | None, artifact_store: ArtifactStore | None
-) -> tuple[MetadataStore, ArtifactStore]:
-    if metadata_store is None or artifact_store is None:
-        from conveyor.core.context import current_context
-        from conveyor.stores.artifacts import open_artifact_store
-        from conveyor.stores.metadata import open_metadata_store
-
-        # Inside a step, the run's own stores; elsewhere the project's settings.
-        context = current_context()
-        if context is not None and context.db_url and context.artifact_url:
-            db_url, artifact_url = context.db_url, context.artifact_url
-        else:
-            from conveyor.config import load_settings
-
-            settings = load_settings()
-            db_url, artifact_url = settings.db_url, settings.artifact_url
-        metadata_store = metadata_store or open_metadata_store(db_url)
-        artifact_store = artifact_store or open_artifact_store(artifact_url)
-    return metadata_store, artifact_store
-
-
 def _snapshot(table: pa.Table) -> bytes:
     import pyarrow.parquet as pq
 
@@ -177,7 +156,7 @@ def register_dataset(
         DataError: the source cannot be read or the name is invalid. Nothing is written.
     """
     _check_name(name)
-    metadata_store, artifact_store = _default_stores(metadata_store, artifact_store)
+    metadata_store, artifact_store = default_stores(metadata_store, artifact_store)
     from conveyor.data import ingest
 
     external: str | None = None
@@ -302,7 +281,7 @@ def get_dataset(
     if version is None and "@" in name:
         name, version = parse_ref(name)
     if metadata_store is None:
-        metadata_store, _ = _default_stores(None, None)
+        metadata_store, _ = default_stores(None, None)
     with metadata_store.engine.connect() as c:
         dataset = c.execute(sa.select(t.datasets).where(t.datasets.c.name == name)).first()
         if dataset is None:
@@ -338,7 +317,7 @@ def find_dataset(
 def list_datasets(*, metadata_store: MetadataStore | None = None) -> list[dict[str, Any]]:
     """Every dataset with its number of versions and latest version."""
     if metadata_store is None:
-        metadata_store, _ = _default_stores(None, None)
+        metadata_store, _ = default_stores(None, None)
     v = t.dataset_versions
     query = (
         sa.select(
@@ -367,7 +346,7 @@ def list_versions(
         NotFoundError: no such dataset.
     """
     latest = get_dataset(name, metadata_store=metadata_store)
-    store = metadata_store or _default_stores(None, None)[0]
+    store = metadata_store or default_stores(None, None)[0]
     with store.engine.connect() as c:
         rows = (
             c.execute(
@@ -391,7 +370,7 @@ def _load_dataset(name: str, version: int | None = None) -> Any:
     """Load a dataset version as a DataFrame and record `name@version` in lineage."""
     from conveyor.core.context import current_context
 
-    metadata_store, artifact_store = _default_stores(None, None)
+    metadata_store, artifact_store = default_stores(None, None)
     found = get_dataset(name, version, metadata_store=metadata_store)
     context = current_context()
     if context is not None:

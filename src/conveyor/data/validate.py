@@ -560,9 +560,10 @@ def validate(
 
 
 def _load_reference(ref: str) -> Profile:
-    from conveyor.data.datasets import _default_stores, get_dataset
+    from conveyor.data.datasets import get_dataset
+    from conveyor.stores.defaults import default_stores
 
-    metadata_store, artifact_store = _default_stores(None, None)
+    metadata_store, artifact_store = default_stores()
     return get_dataset(ref, metadata_store=metadata_store).load_profile(artifact_store)
 
 

@@ -872,26 +872,9 @@ def get_registry(
     metadata_store: MetadataStore | None = None, artifact_store: ArtifactStore | None = None
 ) -> Registry:
     """A Registry on the given stores, or on those of the current settings."""
-    if metadata_store is None or artifact_store is None:
-        from conveyor.core.context import current_context
+    from conveyor.stores.defaults import default_stores
 
-        # Inside a running step: the run's own stores, not whatever conveyor.toml says.
-        context = current_context()
-        if context is not None and context.db_url and context.artifact_url:
-            db_url, artifact_url = context.db_url, context.artifact_url
-        else:
-            from conveyor.config import load_settings
-
-            settings = load_settings()
-            db_url, artifact_url = settings.db_url, settings.artifact_url
-        if metadata_store is None:
-            from conveyor.stores.metadata import open_metadata_store
-
-            metadata_store = open_metadata_store(db_url)
-        if artifact_store is None:
-            from conveyor.stores.artifacts import open_artifact_store
-
-            artifact_store = open_artifact_store(artifact_url)
+    metadata_store, artifact_store = default_stores(metadata_store, artifact_store)
     return Registry(metadata_store, artifact_store)
 
 

@@ -176,15 +176,10 @@ def tune(
 
     context = current_context()
     if metadata_store is None:
+        from conveyor.stores.defaults import default_urls
         from conveyor.stores.metadata import open_metadata_store
 
-        if context is not None and context.db_url:
-            db_url = context.db_url  # inside a step: the run's own store
-        else:
-            from conveyor.config import load_settings
-
-            db_url = load_settings().db_url
-        metadata_store = open_metadata_store(db_url)
+        metadata_store = open_metadata_store(default_urls()[0])
     run_id = context.run_id if context else None
     step_run_id = context.step_run_id if context else None
 
