@@ -241,8 +241,8 @@ async def _latency_run(
     else:
         import redis.asyncio as aioredis
 
-        client = aioredis.Redis("127.0.0.1", 6379)
-        reader_client = aioredis.Redis("127.0.0.1", 6379)
+        client = aioredis.Redis(host="127.0.0.1", port=6379)
+        reader_client = aioredis.Redis(host="127.0.0.1", port=6379)
         cursor = "0-0"
 
         async def send(i: int) -> None:

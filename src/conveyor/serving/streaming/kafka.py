@@ -85,6 +85,9 @@ class KafkaSource:
             enable_auto_commit=False,
             auto_offset_reset=options.get("offset_reset", "earliest"),
             max_partition_fetch_bytes=int(options.get("max_partition_fetch_bytes", 4 << 20)),
+            # The broker answers a fetch at once when data is there; this bounds the wait
+            # when it is not, which is what an idle stream adds to a message's latency.
+            fetch_max_wait_ms=int(options.get("fetch_max_wait_ms", 20)),
             heartbeat_interval_ms=int(options.get("heartbeat_interval_ms", 3000)),
             session_timeout_ms=int(options.get("session_timeout_ms", 10000)),
             **kwargs,
