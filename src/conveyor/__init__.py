@@ -52,11 +52,9 @@ if TYPE_CHECKING:
     from conveyor.exceptions import ConveyorError, RunFailedError, StepFailedError
     from conveyor.execution.run import Run, get_run
     from conveyor.materializers.base import register_materializer
-    from conveyor.monitoring.monitor import Monitor
     from conveyor.registry.registry import load_model, register_model
     from conveyor.training.model import Model
     from conveyor.training.tuning import tune
-    from conveyor.triggers.specs import on_decay, on_drift, on_new_data, on_schedule
 
 
 def __getattr__(name: str) -> Any:
