@@ -32,9 +32,7 @@ monitor_reports = sa.Table(
     "monitor_reports",
     metadata,
     sa.Column("id", ID, primary_key=True),
-    sa.Column(
-        "monitor_id", ID, sa.ForeignKey("monitors.id", ondelete="CASCADE"), nullable=False
-    ),
+    sa.Column("monitor_id", ID, sa.ForeignKey("monitors.id", ondelete="CASCADE"), nullable=False),
     sa.Column("window_start", sa.Float, nullable=False),
     sa.Column("window_end", sa.Float, nullable=False),
     sa.Column("model_name", sa.String(200), nullable=False),
@@ -58,9 +56,7 @@ monitor_reports = sa.Table(
 monitor_labels = sa.Table(
     "monitor_labels",
     metadata,
-    sa.Column(
-        "monitor_id", ID, sa.ForeignKey("monitors.id", ondelete="CASCADE"), primary_key=True
-    ),
+    sa.Column("monitor_id", ID, sa.ForeignKey("monitors.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("request_id", sa.String(100), primary_key=True),
     sa.Column("row", sa.Integer, primary_key=True),
     sa.Column("label", sa.JSON, nullable=False),
