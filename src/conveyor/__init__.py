@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from conveyor._version import __version__
 
 _EXPORTS: dict[str, str] = {
     "step": "conveyor.core.step",
@@ -52,9 +52,11 @@ if TYPE_CHECKING:
     from conveyor.exceptions import ConveyorError, RunFailedError, StepFailedError
     from conveyor.execution.run import Run, get_run
     from conveyor.materializers.base import register_materializer
+    from conveyor.monitoring.monitor import Monitor
     from conveyor.registry.registry import load_model, register_model
     from conveyor.training.model import Model
     from conveyor.training.tuning import tune
+    from conveyor.triggers.specs import on_decay, on_drift, on_new_data, on_schedule
 
 
 def __getattr__(name: str) -> Any:

@@ -21,7 +21,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from conveyor import __version__
+        from conveyor._version import __version__
 
         typer.echo(f"conveyor {__version__}")
         raise typer.Exit()
@@ -75,10 +75,10 @@ def init(
 @app.command("demo")
 def demo(
     path: Annotated[
-        Path, typer.Option(help="Folder for the demo project (created if missing).")
+        Path, typer.Option(help="Folder for the demo's stores and reports (created if missing).")
     ] = Path("demo-project"),
 ) -> None:
-    """Scaffold the example project and run its pipeline twice to show caching."""
+    """The closed loop end to end: train, serve, drift, detect, retrain, gate, promote, reload."""
     from conveyor.cli.demo import run_demo
 
     raise typer.Exit(run_demo(path))

@@ -501,7 +501,7 @@ class ServingApp:
         return 200, self.metrics.render(), METRICS_CONTENT_TYPE.encode()
 
     def _openapi_doc(self) -> dict[str, Any]:
-        from conveyor import __version__
+        from conveyor._version import __version__
         from conveyor.serving.openapi import openapi_document
 
         return openapi_document(self.servable, auth=self._auth is not None, version=__version__)
@@ -519,7 +519,7 @@ class ServingApp:
     # -- Open Inference Protocol v2 ----------------------------------------------------
 
     async def _v2_server(self) -> tuple[int, bytes, bytes]:
-        from conveyor import __version__
+        from conveyor._version import __version__
 
         return _json(200, {"name": "conveyor", "version": __version__, "extensions": []})
 

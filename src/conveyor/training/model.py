@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from conveyor._version import __version__
 from conveyor.exceptions import ModelError
 from conveyor.training.flavors import flavor_for, flavor_named, library_version
 from conveyor.training.signature import Signature
@@ -51,12 +52,7 @@ def _versions(flavor_module: str) -> dict[str, str]:
         version = library_version(module)
         if version is not None:
             versions[module] = version
-    try:
-        import conveyor
-
-        versions["conveyor"] = conveyor.__version__
-    except (ImportError, AttributeError):
-        pass
+    versions["conveyor"] = __version__
     return versions
 
 
