@@ -65,7 +65,9 @@ def main() -> None:
             lambda: run_pipeline(fanout, {"salt": 1}, settings=settings, executor=cluster)
         )
         dask_chain = min(
-            timed(lambda s=s: run_pipeline(chain, {"start": s}, settings=settings, executor=cluster))
+            timed(
+                lambda s=s: run_pipeline(chain, {"start": s}, settings=settings, executor=cluster)
+            )
             for s in range(3)
         )
     finally:
@@ -78,10 +80,14 @@ def main() -> None:
         for s in range(3)
     )
     ideal = WIDTH * NAP / 4
-    print(f"{WIDTH} x {NAP}s fan-out: dask-local:4 {dask_fan:.2f} s (ideal {ideal:.1f} s), "
-          f"threads:1 {threads_fan:.2f} s, speed-up {threads_fan / dask_fan:.2f}x (target >= 3.5x)")
-    print(f"{CHAIN}-step chain: dask-local:4 {dask_chain * 1000 / CHAIN:.2f} ms/step "
-          f"(target < 15 ms), threads {local_chain * 1000 / CHAIN:.2f} ms/step")
+    print(
+        f"{WIDTH} x {NAP}s fan-out: dask-local:4 {dask_fan:.2f} s (ideal {ideal:.1f} s), "
+        f"threads:1 {threads_fan:.2f} s, speed-up {threads_fan / dask_fan:.2f}x (target >= 3.5x)"
+    )
+    print(
+        f"{CHAIN}-step chain: dask-local:4 {dask_chain * 1000 / CHAIN:.2f} ms/step "
+        f"(target < 15 ms), threads {local_chain * 1000 / CHAIN:.2f} ms/step"
+    )
 
 
 if __name__ == "__main__":

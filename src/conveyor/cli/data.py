@@ -17,7 +17,9 @@ import typer
 from conveyor.cli import common
 
 if TYPE_CHECKING:
+    from conveyor.data.datasets import DatasetVersion
     from conveyor.data.profile import Profile
+    from conveyor.stores.metadata import MetadataStore
 
 data_app = typer.Typer(help="Profile, infer schemas for and validate tables.", no_args_is_help=True)
 datasets_app = typer.Typer(help="Named, versioned datasets.", no_args_is_help=True)
@@ -160,10 +162,10 @@ def register_command(
 ) -> None:
     """Register a file or table as the next version of a dataset (same data: same version)."""
     with _errors():
-        from conveyor.data.datasets import list_versions, register_dataset
+        from conveyor.data.datasets import register_dataset
 
         store = common.metadata_store(ctx)
-        before = {v.version for v in _versions_or_empty(list_versions, name, store)}
+        before = {v.version for v in _versions_or_empty(name, store)}
         version = register_dataset(
             name,
             source,
@@ -185,11 +187,12 @@ def register_command(
         )
 
 
-def _versions_or_empty(fn: object, name: str, store: object) -> list[object]:
+def _versions_or_empty(name: str, store: MetadataStore) -> list[DatasetVersion]:
+    from conveyor.data.datasets import list_versions
     from conveyor.exceptions import NotFoundError
 
     try:
-        return list(fn(name, metadata_store=store))  # type: ignore[operator]
+        return list_versions(name, metadata_store=store)
     except NotFoundError:
         return []
 
