@@ -45,6 +45,9 @@ def serve(  # noqa: PLR0917 - typer maps parameters to options
     log_level: Annotated[str, typer.Option(help="Server log level.")] = "warning",
 ) -> None:
     """Serve a model over HTTP: POST /predict, Open Inference Protocol v2, /metrics."""
+    import gc
+
+    gc.disable()  # start-up only allocates; the server resumes the collector once loaded
     from conveyor.exceptions import ConveyorError
     from conveyor.serving.app import MiB, ServeOptions
     from conveyor.serving.batching import BatchPolicy

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 import os
@@ -72,6 +73,14 @@ class ServeOptions:
         reload_interval: Seconds between checks for a moved alias; None never checks.
         token: Bearer token required on every endpoint but liveness; None for none.
         prediction_log: Segment roll limits, or None to log no predictions.
+        load_wait: Seconds a request arriving before the first model load waits for it
+            (then 503); the wait ends early when the load fails.
+        freeze_heap: After each model load, move the objects alive then (modules, the
+            model) out of the garbage collector's sight with `gc.freeze`. A full
+            collection over scikit-learn's and pandas' objects pauses the event loop for
+            ~100 ms, the whole tail latency of a busy server. The collector, if paused
+            while the process started, is resumed after the first load attempt. Only for
+            a server that owns its process: `serve` sets it.
     """
 
     unseen: Unseen = "reject"
@@ -80,6 +89,8 @@ class ServeOptions:
     reload_interval: float | None = 5.0
     token: str | None = field(default=None, repr=False)
     prediction_log: LogPolicy | None = field(default_factory=LogPolicy)
+    load_wait: float = 30.0
+    freeze_heap: bool = False
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1:
@@ -91,6 +102,11 @@ class ServeOptions:
             raise ServingError(
                 "The 'reload_interval' parameter of ServeOptions must be > 0 seconds or "
                 f"None. Got {self.reload_interval!r} instead."
+            )
+        if self.load_wait < 0:
+            raise ServingError(
+                "The 'load_wait' parameter of ServeOptions must be >= 0 seconds. Got "
+                f"{self.load_wait!r} instead."
             )
 
 
@@ -134,6 +150,7 @@ class ServingApp:
         self._watcher: asyncio.Task[None] | None = None
         self._draining: set[asyncio.Task[None]] = set()
         self._loaded = asyncio.Event()
+        self._load_done = asyncio.Event()  # the first load finished, well or not
         self._ids = itertools.count(1)
         self._id_prefix = f"{os.getpid():x}{int(time.time() * 1000) % 0xFFFFFF:06x}"
         self.predlog: PredictionLogger | None = None
@@ -225,6 +242,9 @@ class ServingApp:
                 self._load_error = f"{type(exc).__name__}: {exc}"
                 self.metrics.error("model_load")
                 logger.error("cannot load %s: %s", self.source.ref, self._load_error)
+            self._load_done.set()
+            if self.options.freeze_heap and not gc.isenabled():
+                gc.enable()  # `serve` pauses the collector while the process starts
             if interval is None and self._live is not None:
                 return
             await asyncio.sleep(interval if interval is not None else 1.0)
@@ -251,10 +271,23 @@ class ServingApp:
                 servable.version,
                 old.servable.version,
             )
-            task = asyncio.get_running_loop().create_task(old.batcher.close())
+            task = asyncio.get_running_loop().create_task(self._retire(old.batcher))
             self._draining.add(task)
             task.add_done_callback(self._draining.discard)
+        elif self.options.freeze_heap:
+            gc.freeze()
         self._loaded.set()
+
+    async def _retire(self, batcher: MicroBatcher) -> None:
+        await batcher.close()
+        del batcher
+        if self.options.freeze_heap:
+            # Let the requests answered last send their responses and drop the old version,
+            # then collect it once and freeze what remains (the new version).
+            await asyncio.sleep(0)
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
 
     def _log_batch(
         self,
@@ -435,6 +468,13 @@ class ServingApp:
             if not message.get("more_body"):
                 return b"".join(chunks)
 
+    async def _wait_live(self) -> _Live:
+        if self._live is None and not self._load_done.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.options.load_wait):
+                    await self._load_done.wait()
+        return self._require_live()
+
     def _require_live(self) -> _Live:
         live = self._live
         if live is None:
@@ -460,7 +500,7 @@ class ServingApp:
 
     async def _predict(self, body: bytes, rid: str) -> tuple[int, bytes, bytes]:
         doc = self._parse(body)
-        live = self._require_live()
+        live = await self._wait_live()
         validator = live.servable.validator(self.options.unseen)
         if type(doc) is dict and "records" in doc:
             columns, rows = validator.records(doc["records"])
@@ -523,8 +563,8 @@ class ServingApp:
 
         return _json(200, {"name": "conveyor", "version": __version__, "extensions": []})
 
-    def _v2_live(self, name: str, version: str | None) -> _Live:
-        live = self._require_live()
+    def _v2_live(self, name: str, version: str | None, live: _Live | None = None) -> _Live:
+        live = live or self._require_live()
         servable = live.servable
         if name != servable.name:
             raise RequestError(
@@ -553,7 +593,7 @@ class ServingApp:
         self, body: bytes, rid: str, name: str, version: str | None
     ) -> tuple[int, bytes, bytes]:
         doc = self._parse(body)
-        live = self._v2_live(name, version)
+        live = self._v2_live(name, version, await self._wait_live())
         columns, rows = columns_from_infer(doc, live.servable.validator(self.options.unseen))
         if type(doc.get("id")) is str:
             rid = doc["id"][:128]

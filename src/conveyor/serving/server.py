@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,8 @@ def _options_from_json(data: dict[str, Any], token: str | None) -> ServeOptions:
         reload_interval=data["reload_interval"],
         token=token,
         prediction_log=LogPolicy(**log) if log is not None else None,
+        load_wait=data["load_wait"],
+        freeze_heap=data["freeze_heap"],
     )
 
 
@@ -55,6 +58,7 @@ def worker_app() -> ServingApp:
     """App factory for uvicorn worker processes (reads the spec the parent left)."""
     from conveyor.serving.servable import RegistrySource
 
+    gc.disable()  # as in `serve`: resumed after the first model load
     spec = json.loads(os.environ[_SPEC_ENV])
     token = read_token(spec["token_file"]) if spec["token_file"] else None
     options = _options_from_json(spec["options"], token)
@@ -93,7 +97,12 @@ def serve(
     check_bind(host, token)
     if workers < 1:
         raise ConfigError(f"The 'workers' parameter of serve must be an int >= 1. Got {workers}.")
-    options = dataclasses.replace(options or ServeOptions(), token=token)
+    # The server owns this process (and each worker its own): freezing the heap is safe.
+    options = dataclasses.replace(options or ServeOptions(), token=token, freeze_heap=True)
+    # Start-up allocates millions of long-lived objects (imports, the model); the full
+    # collections they trigger find no garbage. The app resumes the collector once the
+    # model is loaded and frozen.
+    gc.disable()
     common: dict[str, Any] = {
         "host": host,
         "port": port,
