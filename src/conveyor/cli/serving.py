@@ -13,7 +13,7 @@ import typer
 from conveyor.cli import common
 
 
-def serve(  # noqa: PLR0917 - typer maps parameters to options
+def serve(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="Model reference: name@alias, name/VERSION or name.")],
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
@@ -89,13 +89,20 @@ def serve(  # noqa: PLR0917 - typer maps parameters to options
         common.fail(str(exc))
 
 
-def predict(  # noqa: PLR0917
+def predict(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="Model reference: name@alias, name/VERSION or name.")],
     input_path: Annotated[Path, typer.Argument(help="Parquet or CSV file to score.")],
     output_path: Annotated[Path, typer.Argument(help="Parquet file to write.")],
     chunk_rows: Annotated[int, typer.Option(help="Rows per chunk.")] = 100_000,
     workers: Annotated[int, typer.Option(help="Scoring processes.")] = 1,
+    executor: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="Score chunks on an executor: processes:N, dask-local:N or dask://HOST:PORT "
+            "(instead of --workers)."
+        ),
+    ] = None,
     id_column: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(help="Column copied beside each prediction (and into the reject file)."),
@@ -149,6 +156,7 @@ def predict(  # noqa: PLR0917
                 output_path,
                 chunk_rows=chunk_rows,
                 workers=workers,
+                executor=executor,
                 id_column=id_column,
                 reject_path=reject_file,
                 unseen=unseen,  # type: ignore[arg-type]

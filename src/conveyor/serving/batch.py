@@ -2,9 +2,11 @@
 
 The input is read one chunk at a time; each chunk is validated against the model signature
 (the rules the online server applies), its valid rows are scored and its invalid rows go to
-a reject file with the reason. With ``workers > 1`` chunks are scored in worker processes
-while the parent reads ahead and writes results in input order; at most ``2 * workers``
-chunks are in flight, so peak memory depends on the chunk size, not on the input size.
+a reject file with the reason. With an executor (``processes:N``, ``dask-local:N``,
+``dask://host:port``; ``workers=N`` is ``processes:N``) chunks are scored by its workers
+while the parent reads ahead and writes results in input order; at most two chunks per
+executor worker are in flight, so peak memory depends on the chunk size, not on the input
+size. Workers receive the model's own bytes and load each model once.
 
 Output columns: ``_row`` (0-based input row number), the id column when given,
 ``prediction`` and, for classifiers, ``proba_<class>`` per class. Reject file columns: the
@@ -13,11 +15,12 @@ signature columns as read, the id column, ``_row`` and ``_reason``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +31,7 @@ from conveyor.serving.validation import Unseen, Validator
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from conveyor.execution.executors import Executor
     from conveyor.registry import Registry
     from conveyor.serving.servable import Servable
 
@@ -117,18 +121,34 @@ def _read_chunks(
 
 # -- the per-chunk work (runs in worker processes, or inline) ------------------------------
 
-_WORKER: tuple[Servable, Validator, str | None] | None = None
+# Models loaded in this (worker) process, by the hash of their bytes: each worker loads a
+# model once however many chunks it scores. One entry: a worker serves one job at a time.
+_LOADED: dict[str, tuple[Servable, Validator]] = {}
 
 
-def _init_worker(
-    model_bytes: bytes, name: str, version: str, unseen: Unseen, id_column: str | None
-) -> None:
-    global _WORKER
-    from conveyor.serving.servable import servable_from_model
-    from conveyor.training.model import Model
+@dataclass(frozen=True)
+class _Shipped:
+    """What a worker needs to rebuild the servable: the model's own bytes, not a pickle."""
 
-    servable = servable_from_model(Model.from_bytes(model_bytes), name, version)
-    _WORKER = (servable, servable.validator(unseen), id_column)
+    key: str
+    model_bytes: bytes
+    name: str
+    version: str
+    unseen: Unseen
+
+    def load(self) -> tuple[Servable, Validator]:
+        entry = _LOADED.get(self.key)
+        if entry is None:
+            from conveyor.serving.servable import servable_from_model
+            from conveyor.training.model import Model
+
+            servable = servable_from_model(
+                Model.from_bytes(self.model_bytes), self.name, self.version
+            )
+            entry = (servable, servable.validator(self.unseen))
+            _LOADED.clear()
+            _LOADED[self.key] = entry
+        return entry
 
 
 def _score(
@@ -174,9 +194,10 @@ def _score(
     return out, rejects
 
 
-def _score_in_worker(batch: pa.RecordBatch, offset: int) -> tuple[pa.Table, pa.Table | None]:
-    assert _WORKER is not None
-    servable, validator, id_column = _WORKER
+def _score_shipped(
+    shipped: _Shipped, id_column: str | None, batch: pa.RecordBatch, offset: int
+) -> tuple[pa.Table, pa.Table | None]:
+    servable, validator = shipped.load()
     return _score(servable, validator, id_column, batch, offset)
 
 
@@ -215,6 +236,7 @@ def score_file(
     *,
     chunk_rows: int = 100_000,
     workers: int = 1,
+    executor: str | Executor | None = None,
     id_column: str | None = None,
     reject_path: str | os.PathLike[str] | None = None,
     unseen: Unseen = "reject",
@@ -228,7 +250,12 @@ def score_file(
         input_path: Parquet or CSV input.
         output_path: Parquet output (written to a temporary name, renamed when complete).
         chunk_rows: Rows per chunk (memory per chunk in flight).
-        workers: Processes scoring chunks in parallel (1: score in this process).
+        workers: Processes scoring chunks in parallel (1: score in this process); the
+            same as ``executor="processes:N"``.
+        executor: Where chunks are scored: an executor spec (``processes:4``,
+            ``dask-local:2``, ``dask://host:port``) or an `Executor`, which is left
+            running. Chunks go out while the next ones are read, at most two per executor
+            worker in flight, and are written back in input order.
         id_column: A column copied to the output and reject file beside each prediction.
         reject_path: Where invalid rows go; default ``<output>.rejects.parquet``. Written
             only when some row is invalid.
@@ -237,7 +264,9 @@ def score_file(
         registry: Where a reference is resolved; by default the current settings' one.
 
     Raises:
-        ServingError: an unknown file format or a column the model needs is absent.
+        ServingError: an unknown file format, a column the model needs is absent, or both
+            `workers` > 1 and `executor` given.
+        ConfigError: an unknown executor spec or an unreachable Dask scheduler.
         ConveyorError: the reference cannot be resolved or loaded.
     """
     from conveyor.serving.servable import Servable, servable_from_model
@@ -247,6 +276,13 @@ def score_file(
             f"score_file needs chunk_rows >= 1 and workers >= 1. Got {chunk_rows} and "
             f"{workers} instead."
         )
+    if workers > 1:
+        if executor is not None:
+            raise ServingError(
+                f"score_file got both workers={workers} and executor={executor!r}; give "
+                f"one (workers={workers} means executor='processes:{workers}')."
+            )
+        executor = f"processes:{workers}"
     if isinstance(model, str):
         from conveyor.registry import ModelRef, get_registry
 
@@ -272,61 +308,42 @@ def score_file(
     writer, rejects = _Writer(output_path), _Writer(reject)
     done = 0
     ok = False
-    pool: ProcessPoolExecutor | None = None
+    pool: Executor | None = None
+    owned = isinstance(executor, str)
+
+    def emit(out: pa.Table, bad: pa.Table | None, rows: int) -> None:
+        nonlocal done
+        writer.write(out)
+        if bad is not None:
+            rejects.write(bad)
+        done += rows
+        if progress is not None:
+            progress(done, total)
+
     try:
-        if workers == 1:
+        if executor is None:
             offset = 0
             for batch in chunks:
-                out, bad = _score(servable, validator, id_column, batch, offset)
+                emit(*_score(servable, validator, id_column, batch, offset), batch.num_rows)
                 offset += batch.num_rows
-                writer.write(out)
-                if bad is not None:
-                    rejects.write(bad)
-                done += batch.num_rows
-                if progress is not None:
-                    progress(done, total)
         else:
-            import multiprocessing
-
-            if servable.model is None or not hasattr(servable.model, "to_bytes"):
-                raise ServingError("Scoring with workers > 1 needs a conveyor Model.")
-            pool = ProcessPoolExecutor(
-                workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(
-                    servable.model.to_bytes(),
-                    servable.name,
-                    servable.version,
-                    unseen,
-                    id_column,
-                ),
-            )
+            pool = _executor(executor)
+            score = _scorer(servable, validator, id_column, unseen, pool)
             pending: deque[tuple[Future[tuple[pa.Table, pa.Table | None]], int]] = deque()
             offset = 0
-
-            def drain_one() -> None:
-                nonlocal done
-                future, rows = pending.popleft()
-                out, bad = future.result()
-                writer.write(out)
-                if bad is not None:
-                    rejects.write(bad)
-                done += rows
-                if progress is not None:
-                    progress(done, total)
-
             for batch in chunks:
-                pending.append((pool.submit(_score_in_worker, batch, offset), batch.num_rows))
+                pending.append((score(batch, offset), batch.num_rows))
                 offset += batch.num_rows
-                if len(pending) >= 2 * workers:
-                    drain_one()
+                if len(pending) >= 2 * pool.max_workers:
+                    future, rows = pending.popleft()
+                    emit(*future.result(), rows)
             while pending:
-                drain_one()
+                future, rows = pending.popleft()
+                emit(*future.result(), rows)
         ok = True
     finally:
-        if pool is not None:
-            pool.shutdown(wait=ok, cancel_futures=not ok)
+        if pool is not None and owned:
+            pool.shutdown(wait=ok)
         writer.close(keep=ok)
         rejects.close(keep=ok)
     if writer.rows == 0 and ok:
@@ -345,3 +362,35 @@ def score_file(
         rows_rejected=rejects.rows,
         seconds=time.perf_counter() - start,
     )
+
+
+def _executor(executor: str | Executor) -> Executor:
+    if not isinstance(executor, str):
+        return executor
+    from conveyor.execution.executors import make_executor
+
+    return make_executor(executor)
+
+
+def _scorer(
+    servable: Servable,
+    validator: Validator,
+    id_column: str | None,
+    unseen: Unseen,
+    pool: Executor,
+) -> Callable[[pa.RecordBatch, int], Future[tuple[pa.Table, pa.Table | None]]]:
+    """A function sending one chunk to `pool`, returning the future of its result."""
+    if pool.in_process:
+        return lambda batch, offset: pool.submit(
+            _score, servable, validator, id_column, batch, offset
+        )
+    if servable.model is None or not hasattr(servable.model, "to_bytes"):
+        raise ServingError(
+            f"Scoring on the {pool.name} executor needs a conveyor Model (its bytes are sent "
+            "to the workers); this servable has none."
+        )
+    data = servable.model.to_bytes()
+    shipped = _Shipped(
+        hashlib.sha256(data).hexdigest(), data, servable.name, servable.version, unseen
+    )
+    return lambda batch, offset: pool.submit(_score_shipped, shipped, id_column, batch, offset)

@@ -74,17 +74,17 @@ def servable_from_model(model: Any, name: str, version: str) -> Servable:
     rules = rules_from_signature(signature)
     classes = getattr(model, "classes_", None)
     has_proba = bool(getattr(model, "has_proba", False))
-    predict_proba = _direct(model, "predict_proba") if has_proba else None
-    predict = _direct(model, "predict")
     predictor: Any
     if has_proba and classes is not None:
         labels = np.asarray(classes)
+        predict_proba = _direct(model, "predict_proba")
 
         def predictor(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
             proba = np.asarray(predict_proba(frame))
             return labels.take(proba.argmax(axis=1)), proba
 
     else:
+        predict = _direct(model, "predict")
 
         def predictor(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
             return np.asarray(predict(frame)), None
@@ -113,9 +113,13 @@ def _direct(model: Any, method: str) -> Any:
     wrapped = getattr(model, method)
     signature = getattr(model, "signature", None)
     obj = getattr(model, "obj", None)
-    if obj is None or signature is None or not all(
-        spec.dtype == "float" and spec.pandas_dtype in (None, "float64")
-        for spec in signature.columns
+    if (
+        obj is None
+        or signature is None
+        or not all(
+            spec.dtype == "float" and spec.pandas_dtype in (None, "float64")
+            for spec in signature.columns
+        )
     ):
         return wrapped
     import numpy as np

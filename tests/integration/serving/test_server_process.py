@@ -270,3 +270,26 @@ def test_predict_command_scores_a_file(project: Any, cancer: pd.DataFrame) -> No
     assert '"rows_scored": 569' in result.stdout
     scored = pd.read_parquet(root / "out.parquet")
     assert len(scored) == 569 and scored["_row"].is_monotonic_increasing
+
+
+@pytest.mark.slow
+def test_predict_command_on_a_dask_executor_matches_one_process(
+    project: Any, cancer: pd.DataFrame
+) -> None:
+    root, env, _ = project
+    cancer.drop(columns="target").to_parquet(root / "in.parquet")
+    outputs = []
+    for name, extra in (("single", []), ("dask", ["--executor", "dask-local:2"])):
+        result = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
+            [CONVEYOR, "predict", "cancer@production", "in.parquet", f"{name}.parquet"]
+            + ["--chunk-rows", "100", "--json", *extra],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.append(pd.read_parquet(root / f"{name}.parquet"))
+    assert len(outputs[0]) == 569
+    pd.testing.assert_frame_equal(outputs[1], outputs[0])

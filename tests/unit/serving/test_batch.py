@@ -116,3 +116,73 @@ def test_worker_processes_from_a_registry_reference(
     scored = pd.read_parquet(tmp_path / "out.parquet")
     assert scored["_row"].tolist() == list(range(len(big)))
     assert scored["prediction"].tolist() == lr_model.predict(big).tolist()
+
+
+def _score_both_ways(
+    tmp_path: Path, model: Model, data: pd.DataFrame, executor: Any
+) -> tuple[tuple[pd.DataFrame, pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]:
+    source = tmp_path / "in.parquet"
+    data.to_parquet(source)
+    results = []
+    for name, how in (("single", None), ("executor", executor)):
+        summary = score_file(
+            model,
+            source,
+            tmp_path / f"{name}.parquet",
+            chunk_rows=50,
+            executor=how,
+            id_column="customer",
+        )
+        assert summary.reject_file is not None
+        results.append(
+            (pd.read_parquet(tmp_path / f"{name}.parquet"), pd.read_parquet(summary.reject_file))
+        )
+    return results[0], results[1]
+
+
+def _with_bad_rows(mixed_frame: Any) -> pd.DataFrame:
+    data = _input(mixed_frame)
+    data.loc[[5, 130, 400], "radius"] = np.nan
+    data.loc[[9, 251], "band"] = "huge"
+    return data
+
+
+def test_an_executor_object_scores_like_one_process(
+    tmp_path: Path, mixed_model: Model, mixed_frame: Any
+) -> None:
+    from conveyor.execution.executors import ThreadsExecutor
+
+    pool = ThreadsExecutor(2)
+    try:
+        single, threaded = _score_both_ways(
+            tmp_path, mixed_model, _with_bad_rows(mixed_frame), pool
+        )
+        pool.submit(int).result()  # a caller's executor is left running
+    finally:
+        pool.shutdown()
+    pd.testing.assert_frame_equal(threaded[0], single[0])
+    pd.testing.assert_frame_equal(threaded[1], single[1])
+    assert single[1]["_row"].tolist() == [5, 9, 130, 251, 400]
+
+
+def test_workers_and_executor_together_are_refused(tmp_path: Path, lr_model: Model) -> None:
+    with pytest.raises(ServingError, match="both workers=2 and executor='dask-local:2'"):
+        score_file(
+            lr_model,
+            tmp_path / "in.parquet",
+            tmp_path / "o.parquet",
+            workers=2,
+            executor="dask-local:2",
+        )
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_scores_like_one_process(
+    tmp_path: Path, mixed_model: Model, mixed_frame: Any
+) -> None:
+    single, dask = _score_both_ways(
+        tmp_path, mixed_model, _with_bad_rows(mixed_frame), "dask-local:2"
+    )
+    assert len(single[0]) == 564 and len(single[1]) == 5
+    pd.testing.assert_frame_equal(dask[0], single[0])
+    pd.testing.assert_frame_equal(dask[1], single[1])
