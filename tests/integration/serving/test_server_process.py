@@ -281,8 +281,10 @@ def test_predict_command_on_a_dask_executor_matches_one_process(
     outputs = []
     for name, extra in (("single", []), ("dask", ["--executor", "dask-local:2"])):
         result = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
-            [CONVEYOR, "predict", "cancer@production", "in.parquet", f"{name}.parquet"]
-            + ["--chunk-rows", "100", "--json", *extra],
+            [
+                *(CONVEYOR, "predict", "cancer@production", "in.parquet", f"{name}.parquet"),
+                *("--chunk-rows", "100", "--json", *extra),
+            ],
             cwd=root,
             env=env,
             capture_output=True,

@@ -258,7 +258,7 @@ class GatedSource:
         return servable_from_model(self._model, self.name, version)
 
 
-def test_not_ready_until_a_model_is_loaded(lr_model: Model, cancer: Any) -> None:
+def test_requests_before_the_first_load_wait_for_it(lr_model: Model, cancer: Any) -> None:
     X, _ = cancer
     source = GatedSource(lr_model)
     app = create_app(source, ServeOptions(reload_interval=None))
@@ -266,17 +266,52 @@ def test_not_ready_until_a_model_is_loaded(lr_model: Model, cancer: Any) -> None
     async def main() -> None:
         async with client_for(app, ready=False) as c:
             assert (await c.get("/healthz")).status_code == 200
+            waiting = asyncio.ensure_future(c.post("/predict", json={"records": records(X, 1)}))
             r = await c.get("/readyz")
             assert r.status_code == 503 and r.json()["ready"] is False
-            r = await c.post("/predict", json={"records": records(X, 1)})
-            assert r.status_code == 503 and r.json()["problem"] == "not_ready"
+            assert not waiting.done()
             source.gate.set()
-            await app.wait_ready(10)
+            answer = await waiting
+            assert answer.status_code == 200
+            assert answer.json()["predictions"] == lr_model.predict(X.iloc[:1]).tolist()
             assert (await c.get("/readyz")).json() == {
                 "ready": True,
                 "model": "cancer",
                 "version": "1",
             }
+
+    run(main())
+
+
+def test_not_ready_answers_503_after_the_load_wait(lr_model: Model, cancer: Any) -> None:
+    X, _ = cancer
+    source = GatedSource(lr_model)
+    app = create_app(source, ServeOptions(reload_interval=None, load_wait=0))
+
+    async def main() -> None:
+        async with client_for(app, ready=False) as c:
+            r = await c.post("/predict", json={"records": records(X, 1)})
+            assert r.status_code == 503 and r.json()["problem"] == "not_ready"
+            source.gate.set()
+            await app.wait_ready(10)
+
+    run(main())
+
+
+class BrokenSource(GatedSource):
+    def load(self, version: str) -> Servable:
+        raise OSError("the model store is unreachable")
+
+
+def test_a_failed_first_load_ends_the_wait_with_its_error(lr_model: Model, cancer: Any) -> None:
+    X, _ = cancer
+    app = create_app(BrokenSource(lr_model), ServeOptions(reload_interval=60, load_wait=120))
+
+    async def main() -> None:
+        async with client_for(app, ready=False) as c:
+            r = await c.post("/predict", json={"records": records(X, 1)})
+            assert r.status_code == 503
+            assert "OSError: the model store is unreachable" in r.json()["error"]
 
     run(main())
 
