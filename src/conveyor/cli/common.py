@@ -53,6 +53,21 @@ def settings(ctx: typer.Context) -> Settings:
     return cached  # type: ignore[no-any-return]
 
 
+def export_store_settings(ctx: typer.Context) -> Settings:
+    """Resolve settings and publish the store URLs as CONVEYOR_* variables.
+
+    Commands that start servers or worker processes call this, so that every component
+    that looks up default stores, here or in a child process, uses the stores named by
+    --db-url / --artifact-url rather than only those of conveyor.toml.
+    """
+    import os
+
+    resolved = settings(ctx)
+    os.environ["CONVEYOR_DB_URL"] = resolved.db_url
+    os.environ["CONVEYOR_ARTIFACT_URL"] = resolved.artifact_url
+    return resolved
+
+
 def metadata_store(ctx: typer.Context) -> MetadataStore:
     from conveyor.stores.metadata import open_metadata_store
 

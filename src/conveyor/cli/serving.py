@@ -54,7 +54,7 @@ def serve(
     from conveyor.serving.predlog import LogPolicy
     from conveyor.serving.server import serve as run_server
 
-    settings = common.settings(ctx)
+    settings = common.export_store_settings(ctx)
     if unseen not in ("reject", "pass"):
         common.fail(f"--unseen must be 'reject' or 'pass'. Got {unseen!r} instead.")
     try:
@@ -120,7 +120,7 @@ def predict(
     from conveyor.exceptions import ConveyorError
     from conveyor.serving.batch import score_file
 
-    common.settings(ctx)
+    common.export_store_settings(ctx)
     if not input_path.exists():
         common.fail(f"The input file {str(input_path)!r} does not exist.")
     if unseen not in ("reject", "pass"):

@@ -50,10 +50,8 @@ class JsonMaterializer:
         out: dict[str, Any] = {"python_type": type(value).__name__}
         if isinstance(value, (list, tuple, dict)):
             out["length"] = len(value)
-        elif (
-            (isinstance(value, float)
-            and not math.isfinite(value))
-            or isinstance(value, (int, float, bool))
+        elif (isinstance(value, float) and not math.isfinite(value)) or isinstance(
+            value, (int, float, bool)
         ):
             out["value"] = value
         elif isinstance(value, str):

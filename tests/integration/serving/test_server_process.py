@@ -295,3 +295,23 @@ def test_predict_command_on_a_dask_executor_matches_one_process(
         outputs.append(pd.read_parquet(root / f"{name}.parquet"))
     assert len(outputs[0]) == 569
     pd.testing.assert_frame_equal(outputs[1], outputs[0])
+
+
+def test_store_flags_reach_the_scoring_code(project: Any, cancer: pd.DataFrame) -> None:
+    root, env, _ = project
+    elsewhere = root / "elsewhere"
+    elsewhere.mkdir()
+    cancer.drop(columns="target").to_parquet(elsewhere / "in.parquet")
+    flags = ["--db-url", env["CONVEYOR_DB_URL"], "--artifact-url", env["CONVEYOR_ARTIFACT_URL"]]
+    plain = {k: v for k, v in env.items() if not k.startswith("CONVEYOR_")}
+    result = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
+        [CONVEYOR, *flags, "predict", "cancer@production", "in.parquet", "out.parquet", "--json"],
+        cwd=elsewhere,
+        env=plain,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"rows_scored": 569' in result.stdout
+    assert not (elsewhere / ".conveyor").exists()
