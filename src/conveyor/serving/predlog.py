@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger("conveyor.serving")
 
 
+# One sequence per process: several loggers in one process (a server and a stream scorer,
+# two apps in tests) never name two segments alike within the same second.
+_SEGMENT_SEQ = itertools.count(1)
+
+
 @dataclass(frozen=True)
 class LogPolicy:
     """When segments roll and how much may wait in memory.
@@ -117,7 +122,6 @@ class PredictionLogger:
         self._on_written = on_written
         self._on_dropped = on_dropped
         self._thread: threading.Thread | None = None
-        self._seq = itertools.count(1)
         self.dropped_rows = 0
         self.written_rows = 0
         self.segments: list[str] = []
@@ -214,7 +218,7 @@ class PredictionLogger:
             stamp = dt.datetime.fromtimestamp(first, dt.UTC)
             path = (
                 f"predictions/{buffer[0].model}/{stamp:%Y-%m-%d}/"
-                f"{stamp:%H%M%S}-{os.getpid()}-{next(self._seq):06d}.parquet"
+                f"{stamp:%H%M%S}-{os.getpid()}-{next(_SEGMENT_SEQ):06d}.parquet"
             )
             self.store.write_file(path, data)
         except Exception:

@@ -121,3 +121,23 @@ def test_served_predictions_are_logged(tmp_path: Path, lr_model: Model, cancer: 
     assert np.allclose(table["mean radius"], X["mean radius"].iloc[:6])
     assert table["_prediction"].tolist() == lr_model.predict(X.iloc[:6]).tolist()
     assert app.metrics.predlog_rows._value.get() == 6
+
+
+def test_two_loggers_in_one_process_never_overwrite_each_other(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    loggers = [PredictionLogger(store, LogPolicy(roll_rows=1, roll_seconds=60)) for _ in range(2)]
+    frame = pd.DataFrame({"x": [1.0]})
+    for logger in loggers:
+        logger.start()
+    for i in range(5):
+        for n, logger in enumerate(loggers):
+            logger.submit(
+                "churn", "1", frame=frame, preds=np.array([n]), proba=None,
+                requests=[(f"{n}-{i}", 1)],
+            )  # fmt: skip
+    for logger in loggers:
+        logger.close()
+    paths = store.list_files("predictions/churn")
+    assert len(paths) == 10  # one segment per batch, none overwritten
+    ids = sorted(_read(store, p)["_request_id"].iloc[0] for p in paths)
+    assert ids == sorted(f"{n}-{i}" for n in range(2) for i in range(5))
