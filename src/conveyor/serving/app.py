@@ -41,6 +41,7 @@ from conveyor.serving.batching import BatchPolicy, MicroBatcher
 from conveyor.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from conveyor.serving.metrics import ServingMetrics
 from conveyor.serving.predlog import LogPolicy, PredictionLogger
+from conveyor.serving.servable import load_if_moved
 from conveyor.serving.v2 import columns_from_infer, infer_response, model_metadata, wire
 from conveyor.serving.validation import RequestError, Unseen
 
@@ -233,9 +234,10 @@ class ServingApp:
         interval = self.options.reload_interval
         while True:
             try:
-                version = await asyncio.to_thread(self.source.current_version)
-                if self._live is None or version != self._live.servable.version:
-                    servable = await asyncio.to_thread(self.source.load, version)
+                servable = await load_if_moved(
+                    self.source, self._live.servable if self._live is not None else None
+                )
+                if servable is not None:
                     self._swap(servable)
                 self._load_error = None
             except Exception as exc:

@@ -163,6 +163,23 @@ class ModelSource(Protocol):
         ...
 
 
+async def load_if_moved(source: ModelSource, live: Servable | None) -> Servable | None:
+    """The version the source points at now, loaded beside `live`; None when unchanged.
+
+    Both calls run in worker threads, so the event loop keeps serving meanwhile. Used by
+    the online server and the stream scorer for hot reload.
+
+    Raises:
+        ConveyorError: the reference cannot be resolved or the version cannot be loaded.
+    """
+    import asyncio
+
+    version = await asyncio.to_thread(source.current_version)
+    if live is not None and version == live.version:
+        return None
+    return await asyncio.to_thread(source.load, version)
+
+
 class FixedSource:
     """Serve one in-memory model; the version moves only when `replace` is called."""
 

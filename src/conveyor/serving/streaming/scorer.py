@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.exceptions import ServingError
 from conveyor.serving.predlog import LogPolicy, PredictionLogger
+from conveyor.serving.servable import load_if_moved
 from conveyor.serving.streaming.base import Message, OutMessage, Sink, Source
 from conveyor.serving.streaming.codecs import get_codec
 from conveyor.serving.streaming.metrics import StreamMetrics
@@ -314,10 +315,10 @@ class StreamScorer:
         while True:
             await asyncio.sleep(interval)
             try:
-                version = await asyncio.to_thread(self.model_source.current_version)
-                if self.servable is None or version != self.servable.version:
-                    # Loaded beside the old version; the loop picks it up at the next batch.
-                    self._use(await asyncio.to_thread(self.model_source.load, version))
+                # Loaded beside the old version; the loop picks it up at the next batch.
+                servable = await load_if_moved(self.model_source, self.servable)
+                if servable is not None:
+                    self._use(servable)
             except Exception as exc:
                 self.metrics.error("model_load")
                 logger.error("cannot reload %s: %s", self.model_source.ref, exc)
