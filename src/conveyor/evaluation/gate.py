@@ -120,7 +120,8 @@ class Gate:
         champion_version = None
         model_name = None
         if champion is not None:
-            from conveyor.registry.registry import ModelRef, get_registry
+            from conveyor.registry.refs import ModelRef
+            from conveyor.registry.registry import get_registry
 
             model_name = ModelRef.parse(champion).name
             registry = get_registry(metadata_store, artifact_store)

@@ -305,7 +305,7 @@ class Monitor:
     # ------------------------------------------------------------------ running
     def run_window(self, start: float, end: float, *, html: bool = True) -> list[MonitorReport]:
         """Reports for the logged predictions in [start, end), one per serving version."""
-        from conveyor.registry.registry import ModelRef
+        from conveyor.registry.refs import ModelRef
 
         model_name = ModelRef.parse(self.model).name
         parts: dict[int, _Part] = {}
@@ -334,7 +334,7 @@ class Monitor:
         the monitor's reference points at now.
         """
         from conveyor.data.profile import _to_table
-        from conveyor.registry.registry import ModelRef
+        from conveyor.registry.refs import ModelRef
 
         table = _to_table(frame)
         import pyarrow as pa

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+from conveyor.registry.refs import ModelRef, ModelVersion, RegistryEvent
 from conveyor.registry.registry import (
-    ModelRef,
-    ModelVersion,
     Registry,
-    RegistryEvent,
     get_registry,
     history,
     load_model,
