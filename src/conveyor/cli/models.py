@@ -263,6 +263,14 @@ def lineage(
         out.print(f"step: {graph['step_run']['name']} ({graph['step_run']['id']})")
     _print_artifacts("inputs", graph["inputs"], out.print)
     _print_artifacts("upstream", graph["upstream"], out.print)
+    if graph["data"]:
+        out.print("data read:")
+        for item in graph["data"]:
+            if "dataset" in item:
+                out.print(f"  dataset {item['dataset']} ({item['source']}) in step {item['step']}")
+            else:
+                version = f" version {item['version']}" if item.get("version") is not None else ""
+                out.print(f"  {item['kind']} {item['uri']}{version} in step {item['step']}")
 
 
 def _print_artifacts(title: str, items: list[dict[str, Any]], emit: Callable[[str], None]) -> None:

@@ -661,6 +661,7 @@ class Registry:
             "code": None,
             "inputs": [],
             "upstream": [],
+            "data": [],
         }
         store = self.metadata_store
         if version.run_id is None:
@@ -701,7 +702,27 @@ class Registry:
                     },
                 )
         out["upstream"] = list(seen.values())
+        steps = [step, *(store.get_step_run(k[5:]) for k in seen if k.startswith("step:"))]
+        out["data"] = _data_read(steps)
         return out
+
+
+def _data_read(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Dataset versions and sources the given step runs recorded reading (deduplicated)."""
+    found: dict[str, dict[str, Any]] = {}
+    for step in steps:
+        params = step.get("params") or {}
+        dataset = params.get("dataset")
+        if isinstance(dataset, Mapping) and dataset.get("ref"):
+            found.setdefault(
+                f"dataset:{dataset['ref']}",
+                {"dataset": dataset["ref"], "source": dataset.get("source"), "step": step["name"]},
+            )
+        for source in params.get("data_sources") or []:
+            if isinstance(source, Mapping) and source.get("uri"):
+                key = f"source:{source['uri']}:{source.get('version')}"
+                found.setdefault(key, {**source, "step": step["name"]})
+    return list(found.values())
 
 
 def _artifact_view(name: str, artifact: Mapping[str, Any]) -> dict[str, Any]:

@@ -82,3 +82,35 @@ def test_validation_errors_stop_the_run(project: Path, settings: Settings) -> No
         store.get_artifact(logged[0]["artifact_id"]), open_artifact_store(settings.artifact_url)
     ).load()
     assert not report.ok
+
+
+@step
+def train_on(df: pd.DataFrame) -> int:
+    from sklearn.linear_model import LogisticRegression
+
+    from conveyor.registry import register_model
+    from conveyor.training.model import Model
+
+    fitted = LogisticRegression().fit(df[["age"]], df["age"] > 50)
+    version = register_model(Model.from_fitted(fitted, df[["age"]], profile=False), "ages")
+    return version.version
+
+
+@pipeline
+def trained():
+    return train_on(shift_ages(dataset("customers", version=1), by=1))
+
+
+def test_model_lineage_names_the_dataset_version_it_was_trained_on(
+    project: Path, settings: Settings
+) -> None:
+    from conveyor.registry import get_registry
+
+    run = trained.configure(settings=settings).run()
+    registry = get_registry(
+        open_metadata_store(settings.db_url), open_artifact_store(settings.artifact_url)
+    )
+    lineage = registry.lineage(f"ages/{run.output()}")
+    assert lineage["run"]["id"] == run.id
+    assert [d["dataset"] for d in lineage["data"] if "dataset" in d] == ["customers@1"]
+    assert lineage["data"][0]["step"] == "dataset"
