@@ -241,6 +241,9 @@ def scheduler(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # The first evaluation registers every trigger's state, so "ready" means the
+    # scheduler's view of schedules and triggers is in the store.
+    report(runner.tick())
     console.print("ready", highlight=False)
     runner.run(stop, on_tick=report, grace=grace)
     console.print("stopped", highlight=False)

@@ -44,11 +44,16 @@ def scorer_for(
     sink: str,
     dlq: str | None = None,
     *,
-    group: str = "scorer",
+    group: str | None = None,
     consumer: str | None = None,
     source_options: dict[str, Any] | None = None,
     **options: Any,
 ) -> StreamScorer:
+    if group is None:
+        # Kafka groups are broker-wide: one per input topic keeps tests from rebalancing
+        # with members that earlier tests left behind. Redis groups live on their stream.
+        topic = source.rsplit("/", 1)[-1].split("?", maxsplit=1)[0]
+        group = f"scorer-{topic}" if source.startswith("kafka") else "scorer"
     options.setdefault("prediction_log", None)
     options.setdefault("reload_interval", None)
     return StreamScorer(

@@ -42,6 +42,9 @@ class Broker:
             self.src, self.out = f"{prefix}-events", f"{prefix}-scores"
             base = f"kafka://{self.bootstrap}"
         self.src_url, self.out_url = f"{base}/{self.src}", f"{base}/{self.out}"
+        # Kafka groups are broker-wide: a group per test keeps it clear of members that
+        # earlier tests left behind (Redis groups live on their stream anyway).
+        self.group = f"{prefix}-scorer"
         self._reader: KafkaReader | None = None
         self._loop = asyncio.new_event_loop()
 
@@ -137,7 +140,7 @@ def start(settings: Settings, broker: Broker, consumer: str, max_batch: int = 10
         "--sink",
         broker.out_url,
         "--group",
-        "scorer",
+        broker.group,
         "--consumer",
         consumer,
         "--max-batch",
@@ -209,5 +212,5 @@ def test_sigterm_drains_commits_and_exits_0(
     produced = broker.count()
     assert produced < N, "the stream finished before SIGTERM; the test proves nothing"
     # Drained: everything written was committed and nothing committed lacks an output.
-    assert broker.committed("scorer") == produced
+    assert broker.committed(broker.group) == produced
     assert len({o["input"] for o in broker.outputs()}) == produced
