@@ -305,7 +305,8 @@ def _loop(settings: Settings, path: Path) -> int:
         drifted = ", ".join(report.drift.drifted) or "none"
         colour = "red" if report.drift_share >= 0.3 else "green"
         say(
-            f"[bold]{label}[/] {ROWS_WINDOW} requests rows answered by version(s) "
+            f"[bold]{label}[/] {ROWS_WINDOW} rows sent in "
+            f"{-(-ROWS_WINDOW // REQUEST_ROWS)} requests, answered by version(s) "
             f"{', '.join(versions)}; report vs {MODEL}/{report.model_version}: "
             f"[{colour}]drift share {report.drift_share:.0%}[/] (drifted: {drifted}); "
             f"roc_auc on {report.labeled_rows} labels {auc:.3f} -> {target.name}"
