@@ -6,9 +6,10 @@ import io
 import json
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
-from conveyor.exceptions import MaterializerError
+from conveyor.exceptions import ConveyorError, MaterializerError
 from conveyor.materializers.base import MaterializerRegistry, qualified_name
 
 logger = logging.getLogger("conveyor.materializers")
@@ -179,6 +180,28 @@ class PolarsMaterializer:
         }
 
 
+def load_skops(
+    data: bytes, trusted: Sequence[str], error: type[ConveyorError] = MaterializerError
+) -> Any:
+    """Load skops bytes trusting only the types recorded when conveyor saved them.
+
+    Types beyond skops' default trust list are recorded at save time, while the bytes are
+    known to be ours; any other type found now means the bytes are not what we wrote.
+
+    Raises:
+        `error`: the bytes contain types that were not recorded.
+    """
+    import skops.io
+
+    unknown = set(skops.io.get_untrusted_types(data=data)) - set(trusted)
+    if unknown:
+        raise error(
+            "This scikit-learn object contains types that were not recorded when it was "
+            f"saved: {sorted(unknown)}. Refusing to load it."
+        )
+    return skops.io.loads(data, trusted=list(trusted) or None)
+
+
 class JoblibMaterializer:
     """Fallback for estimators skops cannot represent; loads only from our own store."""
 
@@ -215,18 +238,7 @@ class SklearnMaterializer:
         return bytes(skops.io.dumps(value))
 
     def load(self, data: bytes, summary: dict[str, Any]) -> Any:
-        import skops.io
-
-        # Types beyond skops' default trust list were recorded when this conveyor saved the
-        # artifact; anything else found now means the bytes are not what we wrote.
-        trusted = list(summary.get("skops_trusted", []))
-        unknown = set(skops.io.get_untrusted_types(data=data)) - set(trusted)
-        if unknown:
-            raise MaterializerError(
-                "This scikit-learn artifact contains types that were not recorded when it "
-                f"was saved: {sorted(unknown)}. Refusing to load it."
-            )
-        return skops.io.loads(data, trusted=trusted or None)
+        return load_skops(data, summary.get("skops_trusted", []))
 
     def summary(self, value: Any, data: bytes) -> dict[str, Any]:
         import skops.io

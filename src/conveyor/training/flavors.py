@@ -85,16 +85,9 @@ class SklearnFlavor:
         return data, {"skops_trusted": sorted(skops.io.get_untrusted_types(data=data))}
 
     def load(self, data: bytes, meta: dict[str, Any]) -> Any:
-        import skops.io
+        from conveyor.materializers.builtin import load_skops
 
-        trusted = list(meta.get("skops_trusted", []))
-        unknown = set(skops.io.get_untrusted_types(data=data)) - set(trusted)
-        if unknown:
-            raise ModelError(
-                "This scikit-learn model contains types that were not recorded when it was "
-                f"saved: {sorted(unknown)}. Refusing to load it."
-            )
-        return skops.io.loads(data, trusted=trusted or None)
+        return load_skops(data, meta.get("skops_trusted", []), error=ModelError)
 
 
 # ---------------------------------------------------------------------------- LightGBM
