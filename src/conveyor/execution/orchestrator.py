@@ -181,7 +181,12 @@ class _Execution:
             assert not isinstance(source, ItemRef)
             return ItemRef(source, ref.index)
         if isinstance(ref, LiteralInput):
-            return self.produced[("__literal__", f"{node}.{name}")]
+            key = ("__literal__", f"{node}.{name}")
+            owner = self.nodes[node].parent if node in self.nodes else None
+            if key not in self.produced and owner is not None:
+                # A child of a dynamic map shares the literal stored for its map node.
+                key = ("__literal__", f"{owner}.{name}")
+            return self.produced[key]
         raise TypeError(ref)
 
     @staticmethod

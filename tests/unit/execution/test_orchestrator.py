@@ -371,3 +371,40 @@ def test_get_run_reads_a_recorded_run_back(settings: Settings) -> None:
     again = conveyor.get_run(run.id[:12], settings=settings)
     assert isinstance(again, conveyor.Run)
     assert again.id == run.id and again.output("sum") == 7
+
+
+def test_non_json_literals_are_stored_and_reach_dynamically_mapped_children(
+    settings: Settings,
+) -> None:
+    import numpy as np
+    import sqlalchemy as sa
+
+    from conveyor.stores.metadata import tables
+
+    @step
+    def weighted(x: int, weights: np.ndarray) -> float:
+        return float(x * weights.sum())
+
+    @step
+    def fsum(values: list[float]) -> float:
+        return sum(values)
+
+    @pipeline
+    def p():
+        weights = np.array([0.5, 1.5])
+        return {
+            "dynamic": fsum(weighted.map(s.numbers(3), weights=weights)),
+            "literal": weighted(4, weights=weights),
+        }
+
+    run = run_pipeline(p, settings=settings)
+    assert run.output("literal") == 8.0
+    assert run.output("dynamic") == 2.0 * (0 + 1 + 2)
+    store = open_metadata_store(settings.db_url)
+    with store.engine.connect() as c:
+        names = c.execute(
+            sa.select(tables.artifacts.c.name).where(
+                tables.artifacts.c.run_id == run.id, tables.artifacts.c.kind == "literal"
+            )
+        ).scalars()
+        assert sorted(names) == ["weighted.weights", "weighted_2.weights"]
