@@ -117,7 +117,6 @@ class _Attempt:
     attempt: int
     submitted: float
     deadline: float | None
-    cache_key: str | None
 
 
 class _Execution:
@@ -265,7 +264,13 @@ class _Execution:
         key = self.cache_key(node, inputs)
         step_run_id = self.step_run_ids.get(name) or new_id()
         self.step_run_ids[name] = step_run_id
-        if self.use_cache and node.step.settings.cache and self._try_cache(node, key, inputs):
+        first_attempt = name not in self.attempts  # a retry has its step run row already
+        if (
+            first_attempt
+            and self.use_cache
+            and node.step.settings.cache
+            and self._try_cache(node, key, inputs)
+        ):
             return
         attempt = self.attempts.get(name, 0) + 1
         self.attempts[name] = attempt
@@ -313,7 +318,7 @@ class _Execution:
             future = cf.Future()
             future.set_exception(exc)
         self.running[future] = _Attempt(
-            name, step_run_id, attempt, now, now + timeout if timeout else None, key
+            name, step_run_id, attempt, now, now + timeout if timeout else None
         )
 
     def _try_cache(self, node: Node, key: str, inputs: Mapping[str, InputValue]) -> bool:
