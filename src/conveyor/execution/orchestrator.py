@@ -157,6 +157,7 @@ class _Execution:
         self.retry_heap: list[tuple[float, str]] = []
         self.ready: list[str] = []
         self.remote = not executor.in_process
+        self.abandoned = False  # an attempt overran its timeout and may still be running
 
     # ------------------------------------------------------------------ helpers
     def emit(self, kind: str, node: str, **info: Any) -> None:
@@ -654,6 +655,7 @@ class _Execution:
                     # but its result will be ignored.
                     del self.running[future]
                     future.cancel()
+                    self.abandoned = True
                     timeout_s = self.nodes[attempt.node].step.settings.timeout
                     self._record_failure(
                         self.nodes[attempt.node],
@@ -788,7 +790,8 @@ def run_pipeline(
             runner.shutdown(wait=False)
         raise
     if owned:
-        runner.shutdown(wait=not execution.failed)
+        # Do not wait for failed work or for attempts abandoned after their timeout.
+        runner.shutdown(wait=not (execution.failed or execution.abandoned))
     status = FAILED if execution.failed else COMPLETED
     error = None
     if execution.failed:

@@ -408,3 +408,27 @@ def test_non_json_literals_are_stored_and_reach_dynamically_mapped_children(
             )
         ).scalars()
         assert sorted(names) == ["weighted.weights", "weighted_2.weights"]
+
+
+def test_a_timed_out_attempt_does_not_hold_up_a_run_that_then_succeeds(
+    settings: Settings, tmp_path: Path
+) -> None:
+    import time
+
+    marker = tmp_path / "first-attempt-ran"
+
+    @step(timeout=0.3, retries=1, retry_delay=0.0)
+    def slow_once(x: int) -> int:
+        if not marker.exists():
+            marker.touch()
+            time.sleep(5)  # the workload of the first attempt: far past the timeout
+        return x
+
+    @pipeline
+    def p():
+        return slow_once(s.source(3))
+
+    started = time.monotonic()
+    run = run_pipeline(p, settings=settings, executor="threads:2")
+    assert run.output() == 3 and run.step("slow_once")["attempts"] == 2
+    assert time.monotonic() - started < 4  # the abandoned first attempt is not awaited
