@@ -200,3 +200,23 @@ def test_scaffolded_project_tests_pass(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def test_sigterm_marks_the_run_interrupted_at_once(project: Path) -> None:
+    gate = project / "gate-term"
+    process = subprocess.Popen(
+        [CONVEYOR, "run", "flow.py:demo", "-q", "-p", f"gate={gate}"],
+        cwd=project,
+        env=env_for(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(Path(str(gate) + ".entered"))
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "interrupted" in err and "resume from cache" in err
+    runs = json.loads(cli(project, "runs", "list", "--json").stdout)
+    assert runs[0]["status"] == "interrupted"
+    assert "SIGTERM" in runs[0]["error"]  # recorded by the run itself, not reconstructed later

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Mapping
 from typing import Annotated, Any, Optional
@@ -118,6 +119,13 @@ def run(
     if not (quiet or json_out):
         console.print(f"Running [bold]{pipeline.name}[/] {params or ''}", highlight=False)
     failed: RunFailedError | None = None
+
+    def on_sigterm(signum: int, _frame: object) -> None:
+        # Unwind like Ctrl-C: the run and its open steps are recorded as interrupted now,
+        # not on the next look at the store.
+        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     with _Progress(pipeline.name, plan_size, quiet or json_out) as progress:
         try:
             result = run_pipeline(
@@ -134,6 +142,20 @@ def run(
             result = exc.run  # type: ignore[assignment]
         except ConveyorError as exc:
             common.fail(str(exc))
+        except KeyboardInterrupt as exc:
+            import os
+            import sys
+
+            common.err_console().print(
+                f"[bold red]error:[/] Run interrupted ({exc or 'Ctrl-C'}); re-run to resume "
+                "from cache.",
+                highlight=False,
+            )
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # The run is recorded as interrupted. Step threads cannot be stopped, and the
+            # interpreter would wait for them at exit, so leave now.
+            os._exit(130)
     elapsed = time.perf_counter() - started
     if json_out:
         common.print_json({**result.record, "steps": result.steps()})
