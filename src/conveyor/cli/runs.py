@@ -125,37 +125,40 @@ def run(
         # not on the next look at the store.
         raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
 
-    signal.signal(signal.SIGTERM, on_sigterm)
-    with _Progress(pipeline.name, plan_size, quiet or json_out) as progress:
-        try:
-            result = run_pipeline(
-                pipeline,
-                params,
-                settings=settings,
-                executor=executor,
-                max_workers=max_workers,
-                cache=False if no_cache else None,
-                on_event=progress,
-            )
-        except RunFailedError as exc:
-            failed = exc
-            result = exc.run  # type: ignore[assignment]
-        except ConveyorError as exc:
-            common.fail(str(exc))
-        except KeyboardInterrupt as exc:
-            import os
-            import sys
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        with _Progress(pipeline.name, plan_size, quiet or json_out) as progress:
+            try:
+                result = run_pipeline(
+                    pipeline,
+                    params,
+                    settings=settings,
+                    executor=executor,
+                    max_workers=max_workers,
+                    cache=False if no_cache else None,
+                    on_event=progress,
+                )
+            except RunFailedError as exc:
+                failed = exc
+                result = exc.run  # type: ignore[assignment]
+            except ConveyorError as exc:
+                common.fail(str(exc))
+            except KeyboardInterrupt as exc:
+                import os
+                import sys
 
-            common.err_console().print(
-                f"[bold red]error:[/] Run interrupted ({exc or 'Ctrl-C'}); re-run to resume "
-                "from cache.",
-                highlight=False,
-            )
-            sys.stdout.flush()
-            sys.stderr.flush()
-            # The run is recorded as interrupted. Step threads cannot be stopped, and the
-            # interpreter would wait for them at exit, so leave now.
-            os._exit(130)
+                common.err_console().print(
+                    f"[bold red]error:[/] Run interrupted ({exc or 'Ctrl-C'}); re-run to resume "
+                    "from cache.",
+                    highlight=False,
+                )
+                sys.stdout.flush()
+                sys.stderr.flush()
+                # The run is recorded as interrupted. Step threads cannot be stopped, and the
+                # interpreter would wait for them at exit, so leave now.
+                os._exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     elapsed = time.perf_counter() - started
     if json_out:
         common.print_json({**result.record, "steps": result.steps()})
