@@ -16,13 +16,63 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class ServingMetrics:
+class ModelMetrics:
+    """What every scoring process reports, under its own metric prefix: errors by kind, the
+    model version in use, hot reloads and prediction-log health. Kept in a registry of its
+    own (not prometheus-client's global one)."""
+
+    def __init__(self, prefix: str, errors_help: str, model_help: str) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge
+
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.errors = Counter(f"{prefix}_errors", errors_help, ["kind"], registry=r)
+        self.model_info = Gauge(
+            f"{prefix}_model_info", model_help, ["model", "version"], registry=r
+        )
+        self.reloads = Counter(
+            f"{prefix}_model_reloads", "Hot swaps to another model version.", registry=r
+        )
+        self.predlog_rows = Counter(
+            f"{prefix}_prediction_log_rows",
+            "Prediction rows written to the prediction log.",
+            registry=r,
+        )
+        self.predlog_dropped = Counter(
+            f"{prefix}_prediction_log_dropped_rows",
+            "Prediction rows dropped because the log queue was full or a write failed.",
+            registry=r,
+        )
+        self._errors: dict[str, Any] = {}
+
+    def error(self, kind: str) -> None:
+        child = self._errors.get(kind)
+        if child is None:
+            child = self._errors[kind] = self.errors.labels(kind)
+        child.inc()
+
+    def serving(self, model: str, version: str, previous: str | None) -> None:
+        if previous is not None:
+            self.model_info.labels(model, previous).set(0)
+        self.model_info.labels(model, version).set(1)
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
+class ServingMetrics(ModelMetrics):
     """Requests, latency, batch sizes, errors, model version, prediction-log health."""
 
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import Counter, Histogram
 
-        self.registry = CollectorRegistry(auto_describe=True)
+        super().__init__(
+            "conveyor_serving",
+            "Refused or failed requests by kind (validation problem, auth, model, ...).",
+            "1 for the model version being served.",
+        )
         r = self.registry
         self.requests = Counter(
             "conveyor_serving_requests",
@@ -55,40 +105,12 @@ class ServingMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.errors = Counter(
-            "conveyor_serving_errors",
-            "Refused or failed requests by kind (validation problem, auth, model, ...).",
-            ["kind"],
-            registry=r,
-        )
-        self.model_info = Gauge(
-            "conveyor_serving_model_info",
-            "1 for the model version being served.",
-            ["model", "version"],
-            registry=r,
-        )
-        self.reloads = Counter(
-            "conveyor_serving_model_reloads",
-            "Hot swaps to another model version.",
-            registry=r,
-        )
-        self.predlog_rows = Counter(
-            "conveyor_serving_prediction_log_rows",
-            "Prediction rows written to the prediction log.",
-            registry=r,
-        )
-        self.predlog_dropped = Counter(
-            "conveyor_serving_prediction_log_dropped_rows",
-            "Prediction rows dropped because the log queue was full or a write failed.",
-            registry=r,
-        )
         self.predlog_segments = Counter(
             "conveyor_serving_prediction_log_segments",
             "Parquet segments written to the prediction log.",
             registry=r,
         )
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
-        self._errors: dict[str, Any] = {}
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
         key = (endpoint, status)
@@ -100,19 +122,3 @@ class ServingMetrics:
             )
         pair[0].inc()
         pair[1].observe(seconds)
-
-    def error(self, kind: str) -> None:
-        child = self._errors.get(kind)
-        if child is None:
-            child = self._errors[kind] = self.errors.labels(kind)
-        child.inc()
-
-    def serving(self, model: str, version: str, previous: str | None) -> None:
-        if previous is not None:
-            self.model_info.labels(model, previous).set(0)
-        self.model_info.labels(model, version).set(1)
-
-    def render(self) -> bytes:
-        from prometheus_client import generate_latest
-
-        return generate_latest(self.registry)

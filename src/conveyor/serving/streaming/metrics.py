@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from conveyor.serving.metrics import BATCH_BUCKETS, LATENCY_BUCKETS
+from conveyor.serving.metrics import BATCH_BUCKETS, LATENCY_BUCKETS, ModelMetrics
 
 
-class StreamMetrics:
+class StreamMetrics(ModelMetrics):
     """Messages in/out, dead letters, batch sizes and durations, lag, errors, model."""
 
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import Counter, Gauge, Histogram
 
-        self.registry = CollectorRegistry(auto_describe=True)
+        super().__init__(
+            "conveyor_stream",
+            "Broker and model-load errors by kind (fetch, sink, commit, model_load, ...).",
+            "1 for the model version scoring the stream.",
+        )
         r = self.registry
         self.messages_in = Counter(
             "conveyor_stream_messages_in", "Messages fetched from the source.", registry=r
@@ -51,31 +55,6 @@ class StreamMetrics:
             ["partition"],
             registry=r,
         )
-        self.errors = Counter(
-            "conveyor_stream_errors",
-            "Broker and model-load errors by kind (fetch, sink, commit, model_load, ...).",
-            ["kind"],
-            registry=r,
-        )
-        self.model_info = Gauge(
-            "conveyor_stream_model_info",
-            "1 for the model version scoring the stream.",
-            ["model", "version"],
-            registry=r,
-        )
-        self.reloads = Counter(
-            "conveyor_stream_model_reloads", "Hot swaps to another model version.", registry=r
-        )
-        self.predlog_rows = Counter(
-            "conveyor_stream_prediction_log_rows",
-            "Prediction rows written to the prediction log.",
-            registry=r,
-        )
-        self.predlog_dropped = Counter(
-            "conveyor_stream_prediction_log_dropped_rows",
-            "Prediction rows dropped because the log queue was full or a write failed.",
-            registry=r,
-        )
         self._children: dict[tuple[str, str], Any] = {}
 
     def _child(self, metric: Any, family: str, label: str) -> Any:
@@ -88,22 +67,9 @@ class StreamMetrics:
     def dead(self, problem: str, n: int = 1) -> None:
         self._child(self.dead_letters, "dead", problem).inc(n)
 
-    def error(self, kind: str) -> None:
-        self._child(self.errors, "error", kind).inc()
-
     def set_lag(self, lag: dict[str, int]) -> None:
         for partition, value in lag.items():
             self._child(self.lag, "lag", partition).set(value)
-
-    def serving(self, model: str, version: str, previous: str | None) -> None:
-        if previous is not None:
-            self.model_info.labels(model, previous).set(0)
-        self.model_info.labels(model, version).set(1)
-
-    def render(self) -> bytes:
-        from prometheus_client import generate_latest
-
-        return generate_latest(self.registry)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> Any:
         """Expose /metrics on host:port from a background thread; returns the server."""
