@@ -5,9 +5,9 @@ The public API is re-exported here and loaded lazily, so ``import conveyor`` sta
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from conveyor._internal.lazy import lazy_exports
 from conveyor._version import __version__
 
 _EXPORTS: dict[str, str] = {
@@ -59,14 +59,4 @@ if TYPE_CHECKING:
     from conveyor.triggers.specs import on_decay, on_drift, on_new_data, on_schedule
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'conveyor' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -5,8 +5,9 @@ Heavy modules load on first use of a name below.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from conveyor._internal.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "on_schedule": "conveyor.triggers.specs",
@@ -52,14 +53,4 @@ if TYPE_CHECKING:
     from conveyor.triggers.state import list_events
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'conveyor.triggers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
