@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -82,6 +84,17 @@ def artifact_store(ctx: typer.Context) -> ArtifactStore:
 
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def errors_to_exit() -> Iterator[None]:
+    """Turn a ConveyorError raised inside into its message on stderr and exit code 1."""
+    from conveyor.exceptions import ConveyorError
+
+    try:
+        yield
+    except ConveyorError as exc:
+        fail(str(exc))
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -7,8 +7,6 @@ pandas, pyarrow and the data package are imported inside the commands, so
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -32,16 +30,6 @@ Format = Annotated[
 ]
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    from conveyor.exceptions import ConveyorError
-
-    try:
-        yield
-    except ConveyorError as exc:
-        common.fail(str(exc))
-
-
 def _profile_source(source: str, fmt: str | None, delimiter: str) -> Profile:
     from conveyor.data.ingest import iter_batches
     from conveyor.data.profile import Profile
@@ -60,7 +48,7 @@ def profile_command(
     delimiter: Delimiter = ",",
 ) -> None:
     """Per-column statistics of a table, computed chunk by chunk."""
-    with _errors():
+    with common.errors_to_exit():
         profile = _profile_source(source, fmt, delimiter)
         if html is not None:
             from conveyor.data.validate import ValidationReport
@@ -84,7 +72,7 @@ def infer_schema_command(
     delimiter: Delimiter = ",",
 ) -> None:
     """Infer an editable schema YAML from a table."""
-    with _errors():
+    with common.errors_to_exit():
         from conveyor.data.schema import Schema
 
         schema = Schema.infer(_profile_source(source, fmt, delimiter))
@@ -121,7 +109,7 @@ def validate_command(
     """Validate a table; exit 1 when there are anomalies of severity error."""
     if schema is None and reference is None:
         common.fail("Pass --schema, --reference or both.")
-    with _errors():
+    with common.errors_to_exit():
         from conveyor.data.schema import Schema
         from conveyor.data.validate import validate_frame
 
@@ -161,7 +149,7 @@ def register_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Register a file or table as the next version of a dataset (same data: same version)."""
-    with _errors():
+    with common.errors_to_exit():
         from conveyor.data.datasets import register_dataset
 
         store = common.metadata_store(ctx)
@@ -200,7 +188,7 @@ def _versions_or_empty(name: str, store: MetadataStore) -> list[DatasetVersion]:
 @datasets_app.command("list")
 def list_command(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Datasets with their number of versions."""
-    with _errors():
+    with common.errors_to_exit():
         from conveyor.data.datasets import list_datasets
 
         rows = list_datasets(metadata_store=common.metadata_store(ctx))
@@ -230,7 +218,7 @@ def show_command(
     as_json: JsonFlag = False,
 ) -> None:
     """A dataset's versions, or one version with its profile."""
-    with _errors():
+    with common.errors_to_exit():
         from conveyor.data.datasets import get_dataset, list_versions, parse_ref
 
         store = common.metadata_store(ctx)

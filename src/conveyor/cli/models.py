@@ -6,8 +6,7 @@ Heavy modules (the registry, pandas, scikit-learn) are imported inside the comma
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
@@ -30,16 +29,6 @@ def _registry(ctx: typer.Context) -> Registry:
     return Registry(common.metadata_store(ctx), common.artifact_store(ctx))
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    from conveyor.exceptions import ConveyorError
-
-    try:
-        yield
-    except ConveyorError as exc:
-        common.fail(str(exc))
-
-
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     from rich.table import Table
 
@@ -59,7 +48,7 @@ def _metrics(metrics: dict[str, Any], limit: int = 4) -> str:
 @models_app.command("list")
 def list_models(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Registered models with their latest version and aliases."""
-    with _errors():
+    with common.errors_to_exit():
         models = _registry(ctx).list_models()
     if as_json:
         common.print_json(models)
@@ -90,7 +79,7 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """A model's versions, or one version's details (signature, metrics, gate)."""
-    with _errors():
+    with common.errors_to_exit():
         registry = _registry(ctx)
         if "@" not in ref and "/" not in ref:
             versions = registry.versions(ref)
@@ -167,7 +156,7 @@ def history(
     as_json: JsonFlag = False,
 ) -> None:
     """The audit log: registrations and every alias move (who, when, why, from which)."""
-    with _errors():
+    with common.errors_to_exit():
         events = _registry(ctx).history(name, alias=alias)
     if as_json:
         common.print_json([e.to_dict() for e in events])
@@ -210,7 +199,7 @@ def promote(
     actor: ActorOption = None,
 ) -> None:
     """Point NAME@ALIAS at VERSION."""
-    with _errors():
+    with common.errors_to_exit():
         event = _registry(ctx).promote(name, version, alias, reason=reason, actor=actor)
     if event is None:
         common.console().print(f"{name}@{alias} already points at version {version}.")
@@ -228,7 +217,7 @@ def rollback(
     actor: ActorOption = None,
 ) -> None:
     """Point NAME@ALIAS back at the version that held it before."""
-    with _errors():
+    with common.errors_to_exit():
         event = _registry(ctx).rollback(name, alias, reason=reason, actor=actor)
     common.console().print(
         f"{name}@{alias}: version {event.from_version} -> version {event.to_version} (rollback)."
@@ -242,7 +231,7 @@ def lineage(
     as_json: JsonFlag = False,
 ) -> None:
     """The run, step, code version and upstream data that produced a model version."""
-    with _errors():
+    with common.errors_to_exit():
         graph = _registry(ctx).lineage(ref)
     if as_json:
         common.print_json(graph)
