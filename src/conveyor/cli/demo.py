@@ -230,14 +230,32 @@ def labels_for(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------- the loop
+DEMO_MARKER = ".conveyor-demo"
+
+
 def run_demo(path: Path) -> int:
-    """Run the closed loop in `path` (created if missing); returns an exit code."""
+    """Run the closed loop in `path` (created if missing); returns an exit code.
+
+    Every run starts from nothing: the stores, data and reports an earlier demo left in
+    `path` are removed first. A non-empty folder the demo did not make is refused.
+    """
+    import shutil
+
     from conveyor.config import load_settings
 
+    if path.exists() and any(path.iterdir()) and not (path / DEMO_MARKER).exists():
+        common.fail(
+            f"{path} is not empty and was not made by `conveyor demo`; the demo would mix "
+            "its stores with yours. Choose another folder with --path."
+        )
+    for name in (".conveyor", "reports", "data"):
+        shutil.rmtree(path / name, ignore_errors=True)
     path.mkdir(parents=True, exist_ok=True)
+    (path / DEMO_MARKER).write_text("Made by `conveyor demo`; rerunning it resets this folder.\n")
     if not (path / "conveyor.toml").exists():
         (path / "conveyor.toml").write_text("[conveyor]\n")
-    settings = load_settings(root=path)
+    # The demo's own stores, whatever CONVEYOR_* variables the shell has.
+    settings = load_settings(root=path, env={})
     try:
         return _loop(settings, path)
     except Exception as exc:

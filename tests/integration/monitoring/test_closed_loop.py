@@ -119,3 +119,32 @@ def test_scheduler_process_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     with store.engine.connect() as c:
         assert c.execute(sa.select(sa.func.count()).select_from(tm.scheduler_leases)).scalar() == 0
         assert c.execute(sa.select(sa.func.count()).select_from(tm.trigger_state)).scalar() == 1
+
+
+@pytest.mark.slow
+def test_demo_can_be_run_again_in_the_same_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    for _ in range(2):
+        done = subprocess.run(
+            [CONVEYOR, "demo", "--path", str(folder)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env={**os.environ, "COLUMNS": "200", "CONVEYOR_DB_URL": "sqlite:////nonexistent/x"},
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "FAILED" not in done.stdout
+
+
+def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("precious")
+    done = subprocess.run(
+        [CONVEYOR, "demo", "--path", str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "not made by `conveyor demo`" in done.stderr
+    assert (tmp_path / "mine.txt").read_text() == "precious"
