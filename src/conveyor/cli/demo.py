@@ -233,7 +233,7 @@ def labels_for(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
 DEMO_MARKER = ".conveyor-demo"
 
 
-def run_demo(path: Path) -> int:
+def run_demo(path: Path, seed: int = 0) -> int:
     """Run the closed loop in `path` (created if missing); returns an exit code.
 
     Every run starts from nothing: the stores, data and reports an earlier demo left in
@@ -257,12 +257,12 @@ def run_demo(path: Path) -> int:
     # The demo's own stores, whatever CONVEYOR_* variables the shell has.
     settings = load_settings(root=path, env={})
     try:
-        return _loop(settings, path)
+        return _loop(settings, path, seed)
     except Exception as exc:
         common.fail(f"The demo stopped: {exc}")
 
 
-def _loop(settings: Settings, path: Path) -> int:
+def _loop(settings: Settings, path: Path, seed: int) -> int:
     from rich.rule import Rule
 
     from conveyor.execution.orchestrator import run_pipeline
@@ -279,7 +279,7 @@ def _loop(settings: Settings, path: Path) -> int:
     store = open_metadata_store(settings.db_url)
     artifacts = open_artifact_store(settings.artifact_url)
     registry = get_registry(store, artifacts)
-    generator = ChurnGenerator(seed=int(time.time()) % 1000)
+    generator = ChurnGenerator(seed=seed)  # the same data on every run of a seed
     data, reports_dir = path / "data", path / "reports"
     data.mkdir(exist_ok=True)
     reports_dir.mkdir(exist_ok=True)

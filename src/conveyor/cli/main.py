@@ -77,11 +77,12 @@ def demo(
     path: Annotated[
         Path, typer.Option(help="Folder for the demo's stores and reports (created if missing).")
     ] = Path("demo-project"),
+    seed: Annotated[int, typer.Option(help="Seed of the generated customers.")] = 0,
 ) -> None:
     """The closed loop end to end: train, serve, drift, detect, retrain, gate, promote, reload."""
     from conveyor.cli.demo import run_demo
 
-    raise typer.Exit(run_demo(path))
+    raise typer.Exit(run_demo(path, seed))
 
 
 def main() -> None:
