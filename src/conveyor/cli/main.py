@@ -7,8 +7,20 @@ from typing import Annotated, Optional
 
 import typer
 
-from conveyor.cli import common, data, models, monitoring, serving, streaming
+from conveyor.cli import (
+    artifacts,
+    common,
+    data,
+    models,
+    monitoring,
+    predictions,
+    serving,
+    streaming,
+)
+from conveyor.cli import events as events_cli
 from conveyor.cli import runs as runs_cli
+from conveyor.cli import triggers as triggers_cli
+from conveyor.cli import tune as tune_cli
 
 app = typer.Typer(
     name="conveyor",
@@ -52,6 +64,11 @@ models.register(app)
 serving.register(app)
 streaming.register(app)
 monitoring.register(app)
+artifacts.register(app)
+predictions.register(app)
+triggers_cli.register(app)
+tune_cli.register(app)
+events_cli.register(app)
 
 
 @app.command("init")

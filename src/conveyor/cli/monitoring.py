@@ -229,11 +229,6 @@ def scheduler(
             console.print(f"{item.status}: {item.pipeline} <- {item.reason}", highlight=False)
 
     stop = threading.Event()
-    if once:
-        stop.set()
-        report(runner.tick())
-        runner.close(grace)
-        return
 
     def on_signal(signum: int, _frame: Any) -> None:
         console.print(f"received {signal.Signals(signum).name}; stopping", highlight=False)
@@ -241,12 +236,42 @@ def scheduler(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if once:
+        _run_once(runner, stop, grace, report)
+        return
     # The first evaluation registers every trigger's state, so "ready" means the
     # scheduler's view of schedules and triggers is in the store.
     report(runner.tick())
     console.print("ready", highlight=False)
     runner.run(stop, on_tick=report, grace=grace)
     console.print("stopped", highlight=False)
+
+
+def _run_once(runner: Any, stop: threading.Event, grace: float, report: Any) -> None:
+    """One evaluation, then wait for every run it started (a signal cuts the wait to `grace`).
+
+    Closing the scheduler under a run that is still going would stop its executor and
+    store the trigger event as failed, which uses the incident up.
+    """
+    from conveyor.triggers.state import FAILED, FIRED, list_events
+
+    fired = runner.tick()
+    report(fired)
+    while not runner.wait_for_runs(0.2) and not stop.is_set():
+        pass
+    runner.close(grace)
+    started = {f.event_id for f in fired if f.event_id is not None and f.status == FIRED}
+    if not started:
+        return
+    events = list_events(runner.metadata_store.engine, limit=max(50, len(started)))
+    outcomes = [e for e in events if e["id"] in started]
+    for event in outcomes:
+        common.console().print(
+            f"{event['status']}: {event['pipeline']} run {event['run_id'] or '-'}",
+            highlight=False,
+        )
+    if any(e["status"] == FAILED for e in outcomes):
+        raise typer.Exit(1)
 
 
 class _MonitorJob:

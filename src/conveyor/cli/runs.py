@@ -187,11 +187,26 @@ def runs_list(
     ] = None,
     pipeline: Annotated[Optional[str], typer.Option(help="Only this pipeline.")] = None,  # noqa: UP045
     status: Annotated[Optional[str], typer.Option(help="Only this status.")] = None,  # noqa: UP045
+    metric: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--metric", "-m", help="Metric column, e.g. eval.roc_auc (repeatable)."),
+    ] = None,
+    param: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--param", help="Parameter column, e.g. C or train.C (repeatable)."),
+    ] = None,
+    sort: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--sort", help="Rank by a metric or parameter; -KEY for descending."),
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first; with --metric/--param/--sort, a leaderboard."""
     from conveyor.exceptions import ConveyorError
 
+    if metric or param or sort:
+        _leaderboard(ctx, limit, pipeline, status, metric or [], param or [], sort, json_out)
+        return
     try:
         store = common.metadata_store(ctx)
         store.reconcile_stale_runs()
@@ -207,16 +222,13 @@ def runs_list(
     for column in ("run", "pipeline", "status", "started", "duration", "params"):
         table.add_column(column)
     for row in rows:
-        duration = (
-            row["ended_at"] - row["started_at"] if row["ended_at"] and row["started_at"] else None
-        )
         params = ", ".join(f"{k}={v}" for k, v in (row["params"] or {}).items())
         table.add_row(
             row["id"],
             row["pipeline"],
             _status(row["status"]),
             common.format_time(row["started_at"]),
-            common.format_duration(duration),
+            common.format_duration(_duration(row)),
             params[:60],
         )
     common.console().print(table)
@@ -224,24 +236,108 @@ def runs_list(
         common.console().print(f"[dim]next page: --before {rows[-1]['id']}[/]")
 
 
+def _duration(row: Mapping[str, Any]) -> float | None:
+    if row["ended_at"] and row["started_at"]:
+        return float(row["ended_at"] - row["started_at"])
+    return None
+
+
+def _leaderboard(
+    ctx: typer.Context,
+    limit: int,
+    pipeline: str | None,
+    status: str | None,
+    metrics: list[str],
+    params: list[str],
+    sort: str | None,
+    json_out: bool,
+) -> None:
+    from conveyor.execution.views import leaderboard
+
+    if sort is not None and not metrics and not params:
+        key = sort.lstrip("-+")
+        metrics = [key]
+    with common.errors_to_exit():
+        store = common.metadata_store(ctx)
+        store.reconcile_stale_runs()
+        ranked = leaderboard(
+            store,
+            metrics=metrics,
+            params=params,
+            sort=sort,
+            limit=limit,
+            pipeline=pipeline,
+            status=status,
+        )
+    if json_out:
+        common.print_json(
+            [
+                {
+                    "id": s.run["id"],
+                    "pipeline": s.run["pipeline"],
+                    "status": s.run["status"],
+                    "started_at": s.run["started_at"],
+                    "params": {k: s.params.get(k) for k in params},
+                    "metrics": {k: s.metrics.get(k) for k in metrics},
+                }
+                for s in ranked
+            ]
+        )
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("#", "run", "pipeline", "status", *params, *metrics):
+        table.add_column(column)
+    for rank, summary in enumerate(ranked, 1):
+        table.add_row(
+            str(rank),
+            summary.run["id"],
+            summary.run["pipeline"],
+            _status(summary.run["status"]),
+            *(_cell(summary.params.get(k)) for k in params),
+            *(_cell(summary.metrics.get(k)) for k in metrics),
+        )
+    common.console().print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def runs_show(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
     json_out: JsonFlag = False,
 ) -> None:
-    """Show a run: params, outputs, steps, metrics."""
+    """Show a run: params, outputs, steps, metrics (cache hits: those reused), logged artifacts."""
     from conveyor.exceptions import ConveyorError
+    from conveyor.execution.views import logged_artifacts, summarize
 
     try:
         store = common.metadata_store(ctx)
         store.reconcile_stale_runs()
         run_row = store.get_run(run_id)
         steps = store.step_runs(run_row["id"])
-        metrics = store.latest_metrics(run_row["id"])
+        summary = summarize(store, [run_row])[0]
+        logged = logged_artifacts(store, run_row["id"])
     except ConveyorError as exc:
         common.fail(str(exc))
+    metrics = summary.metrics
     if json_out:
-        common.print_json({**run_row, "steps": steps, "metrics": metrics})
+        common.print_json(
+            {
+                **run_row,
+                "steps": steps,
+                "metrics": metrics,
+                "reused_metrics": sorted(summary.reused),
+                "logged_artifacts": logged,
+            }
+        )
         return
     from rich.table import Table
 
@@ -280,71 +376,59 @@ def runs_show(
         )
     console.print(table)
     if metrics:
-        console.print("metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-
-
-def _diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
-    keys = sorted(set(a) | set(b))
-    return [(k, a.get(k), b.get(k)) for k in keys]
+        console.print(
+            "metrics: "
+            + ", ".join(
+                f"{k}={v:.4g}" + (" (reused)" if k in summary.reused else "")
+                for k, v in metrics.items()
+            )
+        )
+    if logged:
+        console.print("logged artifacts:")
+        for item in logged:
+            console.print(
+                f"  {item['id']}  {item['name']} ({item['type_name']}, {item['size']} bytes) "
+                f"from {item['step']}; save with `conveyor artifacts get {item['id']} -o FILE`",
+                highlight=False,
+            )
 
 
 def runs_compare(
     ctx: typer.Context,
-    run_a: Annotated[str, typer.Argument(help="First run id.")],
-    run_b: Annotated[str, typer.Argument(help="Second run id.")],
+    run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids (or prefixes).")],
     all_rows: Annotated[bool, typer.Option("--all", help="Also show equal values.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Show parameter and metric differences between two runs."""
-    from conveyor.exceptions import ConveyorError
+    """Parameters and metrics of runs side by side; cache hits show what they reused."""
+    from conveyor.execution.views import compare
 
-    try:
-        store = common.metadata_store(ctx)
-        a, b = store.get_run(run_a), store.get_run(run_b)
-        params_a = _step_params(store, a)
-        params_b = _step_params(store, b)
-        metrics_a, metrics_b = store.latest_metrics(a["id"]), store.latest_metrics(b["id"])
-    except ConveyorError as exc:
-        common.fail(str(exc))
-    params = [r for r in _diff(params_a, params_b) if all_rows or r[1] != r[2]]
-    metrics = [r for r in _diff(metrics_a, metrics_b) if all_rows or r[1] != r[2]]
+    with common.errors_to_exit():
+        diff = compare(common.metadata_store(ctx), run_ids, all_rows=all_rows)
     if json_out:
-        common.print_json(
-            {
-                "runs": [a["id"], b["id"]],
-                "params": [{"key": k, "a": x, "b": y} for k, x, y in params],
-                "metrics": [
-                    {"key": k, "a": x, "b": y, "delta": None if x is None or y is None else y - x}
-                    for k, x, y in metrics
-                ],
-            }
-        )
+        common.print_json(diff)
         return
     from rich.table import Table
 
+    console = common.console()
+    for number, run_id in enumerate(diff["runs"], 1):
+        console.print(f"[bold]#{number}[/] {run_id}", highlight=False)
     table = Table(box=None, header_style="bold")
-    for column in ("", "key", a["id"], b["id"], "delta"):
+    for column in ("", "key", *(f"#{n}" for n in range(1, len(diff["runs"]) + 1))):
         table.add_column(column)
-    for key, x, y in params:
-        table.add_row("param", key, repr(x), repr(y), "")
-    for key, x, y in metrics:
-        delta = "" if x is None or y is None else f"{y - x:+.4g}"
-        table.add_row(
-            "metric", key, "-" if x is None else f"{x:.4g}", "-" if y is None else f"{y:.4g}", delta
-        )
-    if not params and not metrics:
-        common.console().print("No differences in params or metrics.")
+    for row in diff["params"]:
+        table.add_row("param", row["key"], *("-" if v is None else repr(v) for v in row["values"]))
+    for row in diff["metrics"]:
+        cells = []
+        for value, delta in zip(row["values"], row["deltas"], strict=True):
+            text = _cell(value)
+            if delta:
+                text += f" ({delta:+.4g})"
+            cells.append(text)
+        table.add_row("metric", row["key"], *cells)
+    if not diff["params"] and not diff["metrics"]:
+        console.print("No differences in params or metrics.")
     else:
-        common.console().print(table)
-
-
-def _step_params(store: Any, run_row: Mapping[str, Any]) -> dict[str, Any]:
-    """Run params plus every step's recorded params, keyed step.param."""
-    out: dict[str, Any] = dict(run_row["params"] or {})
-    for step in store.step_runs(run_row["id"]):
-        for key, value in (step["params"] or {}).items():
-            out[f"{step['name']}.{key}"] = value
-    return out
+        console.print(table)
 
 
 def logs(

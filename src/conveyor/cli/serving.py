@@ -93,7 +93,9 @@ def predict(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="Model reference: name@alias, name/VERSION or name.")],
     input_path: Annotated[Path, typer.Argument(help="Parquet or CSV file to score.")],
-    output_path: Annotated[Path, typer.Argument(help="Parquet file to write.")],
+    output_path: Annotated[
+        Path, typer.Argument(help="File to write: .parquet or .csv (the format follows it).")
+    ],
     chunk_rows: Annotated[int, typer.Option(help="Rows per chunk.")] = 100_000,
     workers: Annotated[int, typer.Option(help="Scoring processes.")] = 1,
     executor: Annotated[
@@ -109,7 +111,7 @@ def predict(
     ] = None,
     reject_file: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option(help="Where invalid rows go (default: OUTPUT.rejects.parquet)."),
+        typer.Option(help="Where invalid rows go (default: OUTPUT.rejects.<OUTPUT's extension>)."),
     ] = None,
     unseen: Annotated[
         str, typer.Option(help="Categories unseen in training: reject or pass.")

@@ -30,6 +30,9 @@ class StepSettings:
         timeout: Seconds an attempt may take before it fails.
         resources: Requested resources, e.g. ``{"cpus": 2, "memory": "8GiB"}``.
         cache_version: Bump to invalidate cached results by hand.
+        models: Registry references (``churn@production``) whose current version joins
+            the cache key: when the alias moves, the step runs again (a gate against the
+            champion must not reuse a decision made against the previous one).
     """
 
     cache: bool = True
@@ -39,8 +42,16 @@ class StepSettings:
     timeout: float | None = None
     resources: Mapping[str, Any] = field(default_factory=dict)
     cache_version: str | None = None
+    models: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.models, str) or not all(
+            isinstance(m, str) and m for m in self.models
+        ):
+            raise PipelineDefinitionError(
+                "The 'models' parameter of step must be a list of registry references such "
+                f"as ['churn@production']. Got {self.models!r} instead."
+            )
         if not isinstance(self.retries, int) or self.retries < 0:
             raise PipelineDefinitionError(
                 f"The 'retries' parameter of step must be an int >= 0. Got {self.retries!r} "
@@ -243,6 +254,7 @@ def step(
     timeout: float | None = None,
     resources: Mapping[str, Any] | None = None,
     cache_version: str | None = None,
+    models: Sequence[str] = (),
 ) -> Callable[[Callable[P, R]], Step[P, R]]: ...
 
 
@@ -258,6 +270,7 @@ def step(
     timeout: float | None = None,
     resources: Mapping[str, Any] | None = None,
     cache_version: str | None = None,
+    models: Sequence[str] = (),
 ) -> Step[P, R] | Callable[[Callable[P, R]], Step[P, R]]:
     """Turn a typed function into a pipeline step.
 
@@ -277,6 +290,7 @@ def step(
         timeout=timeout,
         resources=dict(resources or {}),
         cache_version=cache_version,
+        models=tuple(models) if not isinstance(models, str) else models,  # type: ignore[arg-type]
     )
 
     def decorate(function: Callable[P, R]) -> Step[P, R]:

@@ -3,6 +3,11 @@
 A decision never raises for a weak model: it comes back with ``passed=False`` and the
 reasons, is recorded, and `register_model(..., decision=...)` then registers the version
 without promoting it, so the run ends cleanly as "not promoted".
+
+Fair by default: the champion is scored again on the candidate's holdout (the rows its
+report was computed on, with the same metrics, slices and positive class), and the
+decision records both sets of numbers. Comparing with the champion's stored report
+instead would compare two models on different rows.
 """
 
 from __future__ import annotations
@@ -33,6 +38,12 @@ class GateDecision:
         champion: The reference compared against (e.g. ``churn@production``), or None.
         champion_version: The version that held it, or None when nobody did.
         id: Id of the recorded decision, when recorded.
+        champion_basis: How the champion's numbers were obtained: ``"holdout"`` (scored
+            on the candidate's rows), ``"stored"`` (its registered report), or None.
+        candidate_metrics: The candidate's overall metrics.
+        champion_metrics: The champion's overall metrics on that basis.
+        rows: Rows both were scored on (with ``"holdout"``).
+        notes: Why the basis is not ``"holdout"`` when it could have been.
     """
 
     passed: bool
@@ -43,6 +54,11 @@ class GateDecision:
     champion_version: int | None = None
     model_name: str | None = None
     id: str | None = None
+    champion_basis: str | None = None
+    candidate_metrics: dict[str, float] = field(default_factory=dict)
+    champion_metrics: dict[str, float] = field(default_factory=dict)
+    rows: int | None = None
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +70,11 @@ class GateDecision:
             "champion_version": self.champion_version,
             "model_name": self.model_name,
             "id": self.id,
+            "champion_basis": self.champion_basis,
+            "candidate_metrics": dict(self.candidate_metrics),
+            "champion_metrics": dict(self.champion_metrics),
+            "rows": self.rows,
+            "notes": list(self.notes),
         }
 
 
@@ -76,6 +97,8 @@ class Gate:
         slice_max_regression: Per slice value, the primary metric may be at most this much
             worse than the champion's on the same slice.
         min_slice_size: Slices with fewer rows are not compared (too noisy).
+        champion_on: ``"holdout"`` (default) scores the champion on the candidate's
+            holdout; ``"stored"`` compares with the champion's registered report.
     """
 
     primary: str
@@ -84,12 +107,21 @@ class Gate:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     slice_max_regression: float | None = None
     min_slice_size: int = 30
+    champion_on: str = "holdout"
+
+    def __post_init__(self) -> None:
+        if self.champion_on not in ("holdout", "stored"):
+            raise ModelError(
+                "The 'champion_on' parameter of Gate must be 'holdout' or 'stored'. Got "
+                f"{self.champion_on!r} instead."
+            )
 
     def check(
         self,
         report: EvaluationReport | Mapping[str, Any],
         champion: str | None = None,
         *,
+        data: Any = None,
         record: bool = True,
         metadata_store: MetadataStore | None = None,
         artifact_store: ArtifactStore | None = None,
@@ -100,6 +132,9 @@ class Gate:
             report: The candidate's EvaluationReport.
             champion: A registry reference such as ``churn@production``. When no version
                 holds it yet, only the thresholds apply.
+            data: The candidate's holdout (features and label). Defaults to the frame the
+                report was computed on, which `evaluate` keeps in memory; a report read
+                back from a store has none, so pass it then.
             record: Store the decision in the metadata store (and on the running step).
 
         Raises:
@@ -119,6 +154,9 @@ class Gate:
         registry = None
         champion_version = None
         model_name = None
+        theirs: Mapping[str, Any] | None = None
+        basis: str | None = None
+        notes: list[str] = []
         if champion is not None:
             from conveyor.registry.refs import ModelRef
             from conveyor.registry.registry import get_registry
@@ -131,7 +169,8 @@ class Gate:
                 holder = None
             if holder is not None:
                 champion_version = holder.version
-                checks.extend(self._compare(report, holder.report, holder.metrics, champion))
+                theirs, basis, notes = self._champion_report(report, data, registry, holder)
+                checks.extend(self._compare(report, theirs, holder.metrics, champion))
         passed = all(c["passed"] for c in checks)
         reasons = [c["message"] for c in checks if not c["passed"]]
         decision = GateDecision(
@@ -142,10 +181,59 @@ class Gate:
             champion=champion,
             champion_version=champion_version,
             model_name=model_name,
+            champion_basis=basis,
+            candidate_metrics=dict(report.metrics),
+            champion_metrics={
+                k: float(v) for k, v in dict((theirs or {}).get("metrics", {})).items()
+            },
+            rows=report.n_rows if basis == "holdout" else None,
+            notes=notes,
         )
         if record:
             decision = self._record(decision, registry, metadata_store, artifact_store)
         return decision
+
+    def _champion_report(
+        self, report: EvaluationReport, data: Any, registry: Any, holder: Any
+    ) -> tuple[Mapping[str, Any] | None, str, list[str]]:
+        """The champion's report to compare with, its basis, and notes on the choice."""
+        stored = holder.report or {"metrics": dict(holder.metrics)}
+        if self.champion_on == "stored":
+            return stored, "stored", []
+        frame = data if data is not None else report.data
+        if frame is None:
+            return (
+                stored,
+                "stored",
+                [
+                    "The candidate's holdout was not available (a report read back from a "
+                    "store keeps no rows), so the champion's stored report was used; pass "
+                    "data=holdout to Gate.check to score both on the same rows."
+                ],
+            )
+        from conveyor.evaluation.metrics import evaluate
+
+        champion_model = registry.load(holder)
+        try:
+            scored = evaluate(
+                champion_model,
+                frame,
+                target=report.target,
+                metrics=list(report.metrics),
+                slices=list(report.slices),
+                primary=report.primary,
+                task=report.task,
+                pos_label=report.pos_label,
+                bootstrap=0,
+                log=False,
+            )
+        except Exception as exc:  # user models fail in their own ways
+            raise ModelError(
+                f"The champion {holder.name}/{holder.version} could not be scored on the "
+                f"candidate's holdout: {type(exc).__name__}: {exc}. Gate with "
+                "champion_on='stored' to compare with its registered report instead."
+            ) from exc
+        return scored.to_dict(), "holdout", []
 
     # ------------------------------------------------------------------ checks
     def _require(self, report: EvaluationReport, metrics: list[str]) -> None:

@@ -95,6 +95,13 @@ class EvaluationReport:
             "level", "resamples"}``.
         slices: ``{column: {value: {"count": n, metric: value, ...}}}``.
         n_rows: Rows evaluated.
+        target: The label column.
+        pos_label: The positive class of a binary task (what roc_auc, f1, precision
+            and recall score).
+        data_hash: Fingerprint of the evaluated rows, so two reports can be shown to
+            come from the same holdout.
+        data: The evaluated frame itself, kept in memory (never stored) so that a gate
+            can score the champion on the same rows.
     """
 
     task: str
@@ -103,6 +110,10 @@ class EvaluationReport:
     ci: dict[str, float] = field(default_factory=dict)
     slices: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     n_rows: int = 0
+    target: str | None = None
+    pos_label: Any = None
+    data_hash: str | None = None
+    data: Any = field(default=None, repr=False, compare=False)
 
     __conveyor_artifact__ = True
 
@@ -114,6 +125,9 @@ class EvaluationReport:
             "ci": dict(self.ci),
             "slices": {k: {v: dict(m) for v, m in s.items()} for k, s in self.slices.items()},
             "n_rows": self.n_rows,
+            "target": self.target,
+            "pos_label": self.pos_label,
+            "data_hash": self.data_hash,
         }
 
     @classmethod
@@ -125,6 +139,9 @@ class EvaluationReport:
             ci=dict(data.get("ci", {})),
             slices={k: dict(v) for k, v in data.get("slices", {}).items()},
             n_rows=int(data.get("n_rows", 0)),
+            target=data.get("target"),
+            pos_label=data.get("pos_label"),
+            data_hash=data.get("data_hash"),
         )
 
     def to_bytes(self) -> bytes:
@@ -203,6 +220,7 @@ def evaluate(
     ci_level: float = 0.95,
     seed: int = 0,
     log: bool = True,
+    pos_label: Any = None,
 ) -> EvaluationReport:
     """Score `model` on `data`: overall metrics, per-slice metrics, and a bootstrap CI.
 
@@ -219,9 +237,13 @@ def evaluate(
         ci_level: Confidence level of that interval.
         seed: Random seed of the resampling.
         log: Inside a running step, record overall metrics and the CI on the step run.
+        pos_label: Binary tasks: the positive class (e.g. ``"bad"`` for credit risk);
+            roc_auc, pr_auc, brier, f1, precision and recall score it. Defaults to the
+            second of the model's ``classes_``.
 
     Raises:
-        ModelError: an unknown metric, target or slice column (names the available ones).
+        ModelError: an unknown metric, target, slice column or positive class (names the
+            available ones).
     """
     import numpy as np
 
@@ -266,6 +288,9 @@ def evaluate(
         classes = np.asarray(model.classes_)
         if any(n in _NEEDS_PROBA for n in names) or (task == MULTICLASS and "roc_auc" in names):
             proba = np.asarray(model.predict_proba(features))
+        classes, proba, pos_label = _positive_last(task, classes, proba, pos_label)
+    elif pos_label is not None:
+        raise ModelError("pos_label applies to binary classification; this task is regression.")
     overall = _compute(names, task, y, pred, proba, classes)
     ci: dict[str, float] = {}
     if bootstrap > 0:
@@ -282,20 +307,104 @@ def evaluate(
     by_slice: dict[str, dict[str, dict[str, float]]] = {}
     for column in slices:
         groups: dict[str, dict[str, float]] = {}
-        values = data[column].astype(str).to_numpy()
-        for value in sorted(set(values)):
-            mask = values == value
+        for value, mask in _slice_masks(data[column]):
             scores = _compute(
                 names, task, y[mask], pred[mask], None if proba is None else proba[mask], classes
             )
             groups[value] = {"count": float(mask.sum()), **scores}
         by_slice[column] = groups
     report = EvaluationReport(
-        task=task, primary=primary, metrics=overall, ci=ci, slices=by_slice, n_rows=len(y)
+        task=task,
+        primary=primary,
+        metrics=overall,
+        ci=ci,
+        slices=by_slice,
+        n_rows=len(y),
+        target=str(target),
+        pos_label=pos_label,
+        data_hash=_frame_hash(data),
+        data=data,
     )
     if log:
         _log(report)
     return report
+
+
+def _positive_last(
+    task: str, classes: np.ndarray, proba: np.ndarray | None, pos_label: Any
+) -> tuple[np.ndarray, np.ndarray | None, Any]:
+    """Classes (and probability columns) ordered so the positive class is last.
+
+    The binary metrics score ``classes[1]``; putting `pos_label` there (and swapping the
+    probability columns with it) makes every metric score the class asked for.
+    """
+    if task != BINARY:
+        if pos_label is not None:
+            raise ModelError(
+                f"pos_label applies to binary classification; this task is {task} with "
+                f"{len(classes)} classes. Leave pos_label out (metrics are macro-averaged)."
+            )
+        return classes, proba, None
+    if pos_label is None:
+        return classes, proba, _plain(classes[1])
+    labels = [_plain(c) for c in classes]
+    matches = [i for i, c in enumerate(labels) if c == pos_label]
+    if not matches:  # "1" for the class 1, or the other way round
+        matches = [i for i, c in enumerate(labels) if str(c) == str(pos_label)]
+    if len(matches) != 1:
+        names = [str(c) for c in labels]
+        raise ModelError(
+            f"pos_label {pos_label!r} is not a class of the model."
+            + did_you_mean(str(pos_label), names)
+            + f" Its classes: {', '.join(repr(c) for c in labels)}."
+        )
+    if matches[0] == 1:
+        return classes, proba, labels[1]
+    return classes[::-1].copy(), None if proba is None else proba[:, ::-1].copy(), labels[0]
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value (JSON-able); other values unchanged."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
+def _frame_hash(data: Any) -> str | None:
+    """sha256 of the rows' values (order-sensitive, index ignored); None if not hashable."""
+    import hashlib
+
+    import pandas as pd
+
+    try:
+        hashed = pd.util.hash_pandas_object(data, index=False).to_numpy()
+    except TypeError:
+        return None
+    columns = ",".join(str(c) for c in data.columns)
+    return hashlib.sha256(columns.encode() + hashed.tobytes()).hexdigest()
+
+
+MISSING_SLICE = "(missing)"
+
+
+def _slice_masks(column: pd.Series) -> list[tuple[str, np.ndarray]]:
+    """(label, row mask) per value of `column`, sorted; missing values form their own slice.
+
+    Values are labelled by their text; None, NaN, NaT and pd.NA all count as missing and
+    go to the last slice, `MISSING_SLICE`.
+    """
+    import numpy as np
+    import pandas as pd
+
+    missing = np.asarray(pd.isna(column), dtype=bool)
+    text = np.asarray(column.astype(object).where(~missing, "").astype(str), dtype=object)
+    present = sorted(set(text[~missing]))
+    out = [(str(value), (text == value) & ~missing) for value in present]
+    if missing.any():
+        label = MISSING_SLICE
+        while label in present:  # a real value spelled like the label keeps its own slice
+            label += "*"
+        out.append((label, missing))
+    return out
 
 
 def _log(report: EvaluationReport) -> None:

@@ -10,6 +10,9 @@ drives and a cluster executor plugs in without touching it:
 
 ``fn`` and ``args`` must be picklable with cloudpickle for executors that leave the
 process (``in_process`` is False); closures and functions from ``__main__`` work.
+
+Worker processes never outlive the process that owns the pool: however it ends (kill -9
+included), its workers exit within a fraction of a second, and the forkserver with them.
 """
 
 from __future__ import annotations
@@ -17,10 +20,16 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from conveyor.exceptions import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 T = TypeVar("T")
 
@@ -98,6 +107,49 @@ def _call_pickled(payload: bytes) -> Any:
     return fn(*args)
 
 
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+ORPHANED_EXIT_CODE = 70
+"""Exit status of a worker process that found its parent gone."""
+
+
+def _kill_me_with_parent() -> None:
+    """Linux: ask the kernel to SIGKILL this process when its parent dies.
+
+    The parent of a pool worker is the forkserver, which is single-threaded, so the
+    "parent thread exited" caveat of PR_SET_PDEATHSIG does not apply. Best effort: the
+    pipe watch in `_die_with_parent` covers every platform.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl in this libc: the pipe watch still works
+        return
+
+
+def _die_with_parent(lifeline: Connection) -> None:
+    """Pool-worker initializer: exit as soon as the process that owns the pool is gone.
+
+    `lifeline` is the read end of a pipe whose only write end lives in the owning
+    process; the kernel closes it however that process ends (kill -9 included), so the
+    blocked read returns and the worker exits. The forkserver then sees its last client
+    go and exits too, and so does the resource tracker.
+    """
+    _kill_me_with_parent()
+
+    def watch() -> None:
+        try:
+            lifeline.recv_bytes()
+        except (EOFError, OSError):
+            pass
+        os._exit(ORPHANED_EXIT_CODE)
+
+    threading.Thread(target=watch, name="conveyor-parent-watch", daemon=True).start()
+
+
 class ProcessesExecutor:
     """A pool of worker processes (forkserver): true parallelism for CPU-bound Python."""
 
@@ -113,7 +165,14 @@ class ProcessesExecutor:
         self.max_workers = max_workers
         self.name = f"processes:{max_workers}"
         context = multiprocessing.get_context("forkserver")
-        self._pool = cf.ProcessPoolExecutor(max_workers, mp_context=context)
+        # Workers hold only the read end; the write end never leaves this process.
+        self._lifeline, self._lifeline_writer = context.Pipe(duplex=False)
+        self._pool = cf.ProcessPoolExecutor(
+            max_workers,
+            mp_context=context,
+            initializer=_die_with_parent,
+            initargs=(self._lifeline,),
+        )
 
     def submit(
         self, fn: Callable[..., T], /, *args: Any, resources: Mapping[str, Any] | None = None
@@ -131,6 +190,11 @@ class ProcessesExecutor:
 
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        if wait:
+            # Every worker has exited; without `wait` the pipe stays open until this
+            # process ends, so work still running is not cut short.
+            self._lifeline_writer.close()
+            self._lifeline.close()
 
 
 EXECUTOR_KINDS = ("inline", "threads", "processes", "dask-local", "dask")

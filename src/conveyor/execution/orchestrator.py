@@ -56,6 +56,9 @@ from conveyor.execution.worker import (
 from conveyor.materializers.base import default_registry
 from conveyor.stores.artifacts import ArtifactStore, open_artifact_store
 from conveyor.stores.metadata import MetadataStore, open_metadata_store
+from conveyor.stores.metadata.aliases import current_versions
+from conveyor.stores.metadata.events import STEP_FAILED
+from conveyor.stores.metadata.events import emit as emit_event
 from conveyor.stores.metadata.store import (
     COMPLETED,
     FAILED,
@@ -202,6 +205,13 @@ class _Execution:
         versions = sorted(
             {f"{m}@{self.registry.by_name(m).version}" for m in _materializers(inputs.values())}
         )
+        # Declared registry references join the key only when there are some, so keys of
+        # steps without them stay what they were.
+        models = (
+            (",".join(current_versions(self.metadata.engine, step.settings.models)),)
+            if step.settings.models
+            else ()
+        )
         return hash_parts(
             step.name,
             fingerprint(step, self.root),
@@ -209,6 +219,7 @@ class _Execution:
             canonical_json({k: self._describe(v) for k, v in sorted(inputs.items())}),
             ",".join(versions),
             step.settings.cache_version or "",
+            *models,
         )
 
     # ------------------------------------------------------------------ scheduling
@@ -463,6 +474,14 @@ class _Execution:
                 },
             )
         self.emit("failed", name, error=str(error))
+        emit_event(
+            self.metadata.engine,
+            STEP_FAILED,
+            self.plan.pipeline,
+            f"Step {name} of run {self.run_id} failed: {str(error)[:300]}",
+            links={"run_id": self.run_id, "step_run_id": self.step_run_ids.get(name)},
+            data={"step": name, "error_type": error.error_type},
+        )
         node = self.nodes[name]
         if node.parent is not None and node.parent in self.map_remaining:
             if node.parent not in self.failed:

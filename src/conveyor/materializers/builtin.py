@@ -6,9 +6,10 @@ import io
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Collection
 from typing import Any
 
+from conveyor._internal.lazy import import_skops_io
 from conveyor.exceptions import ConveyorError, MaterializerError
 from conveyor.materializers.base import MaterializerRegistry, qualified_name
 
@@ -181,25 +182,39 @@ class PolarsMaterializer:
 
 
 def load_skops(
-    data: bytes, trusted: Sequence[str], error: type[ConveyorError] = MaterializerError
-) -> Any:
-    """Load skops bytes trusting only the types recorded when conveyor saved them.
+    data: bytes,
+    trusted: Collection[str] = (),
+    error: type[ConveyorError] = MaterializerError,
+    what: str = "this scikit-learn object",
+) -> tuple[Any, list[str]]:
+    """Load skops bytes, trusting only the fixed allow-list and `trusted`.
 
-    Types beyond skops' default trust list are recorded at save time, while the bytes are
-    known to be ours; any other type found now means the bytes are not what we wrote.
+    `trusted` comes from a database row (the types recorded when conveyor wrote the
+    bytes from a live object) or from an explicit opt-in, never from the bytes.
+
+    Returns:
+        The object and the types beyond skops' defaults it needed (all verified).
 
     Raises:
-        `error`: the bytes contain types that were not recorded.
+        `error`: the bytes name a type that is neither allowed nor trusted (named in the
+            message with the opt-in).
     """
+    import_skops_io()  # not torch: see the helper
     import skops.io
 
-    unknown = set(skops.io.get_untrusted_types(data=data)) - set(trusted)
+    from conveyor.materializers.trust import refusal_message, refused
+
+    try:
+        found = list(skops.io.get_untrusted_types(data=data))
+    except Exception as exc:
+        raise error(f"These bytes are not a skops file: {type(exc).__name__}: {exc}.") from exc
+    unknown = refused(found, trusted)
     if unknown:
-        raise error(
-            "This scikit-learn object contains types that were not recorded when it was "
-            f"saved: {sorted(unknown)}. Refusing to load it."
-        )
-    return skops.io.loads(data, trusted=list(trusted) or None)
+        raise error(refusal_message(what, unknown))
+    try:
+        return skops.io.loads(data, trusted=sorted(found) or None), sorted(found)
+    except Exception as exc:
+        raise error(f"Cannot load {what}: {type(exc).__name__}: {exc}.") from exc
 
 
 class JoblibMaterializer:
@@ -233,14 +248,17 @@ class SklearnMaterializer:
     fallback = JoblibMaterializer()
 
     def save(self, value: Any) -> bytes:
+        import_skops_io()  # not torch: see the helper
         import skops.io
 
         return bytes(skops.io.dumps(value))
 
     def load(self, data: bytes, summary: dict[str, Any]) -> Any:
-        return load_skops(data, summary.get("skops_trusted", []))
+        # The summary is the artifact's database row, written when these bytes were made.
+        return load_skops(data, summary.get("skops_trusted", []))[0]
 
     def summary(self, value: Any, data: bytes) -> dict[str, Any]:
+        import_skops_io()  # not torch: see the helper
         import skops.io
 
         return {
@@ -287,7 +305,8 @@ class SelfSerializingMaterializer:
     """Values of conveyor's own classes that serialize themselves.
 
     A class opts in with ``__conveyor_artifact__ = True``, ``to_bytes(self) -> bytes`` and
-    a classmethod ``from_bytes(cls, data) -> instance`` (Profile, Schema, Model, ...). On
+    a classmethod ``from_bytes(cls, data) -> instance`` (Profile, Schema, Model, ...), or
+    ``from_artifact(cls, data, summary)`` when loading needs the recorded summary. On
     load the class is imported by name, which is only allowed inside the ``conveyor``
     package: loading never imports arbitrary modules named by stored data.
     """
@@ -310,6 +329,11 @@ class SelfSerializingMaterializer:
         cls: Any = importlib.import_module(module)
         for part in qualname.split("."):
             cls = getattr(cls, part)
+        # A class that needs more than its bytes to load safely (a Model: the types its
+        # bytes may name) reads it from the summary, i.e. from the artifact's database row.
+        from_artifact = getattr(cls, "from_artifact", None)
+        if callable(from_artifact):
+            return from_artifact(data, summary)
         return cls.from_bytes(data)
 
     def summary(self, value: Any, data: bytes) -> dict[str, Any]:

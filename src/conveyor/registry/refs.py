@@ -36,6 +36,8 @@ class ModelVersion:
     created_by: str | None
     created_at: float
     aliases: tuple[str, ...] = ()
+    # Code names the bytes may use beyond the allow-list, recorded at registration.
+    trusted_types: tuple[str, ...] = ()
 
     @property
     def ref(self) -> str:

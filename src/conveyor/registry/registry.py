@@ -27,6 +27,7 @@ from conveyor.registry.refs import (
     check_alias,
     check_name,
 )
+from conveyor.stores.metadata import events as ev
 from conveyor.stores.metadata import tables_registry as r
 
 if TYPE_CHECKING:
@@ -165,6 +166,7 @@ class Registry:
             created_by=row.created_by,
             created_at=row.created_at,
             aliases=tuple(sorted(aliases)),
+            trusted_types=tuple(row.trusted_types or ()),
         )
 
     def _move_alias(
@@ -225,6 +227,19 @@ class Registry:
                     "created_at": now,
                 }
             ],
+        )
+        name = c.execute(sa.select(r.models.c.name).where(r.models.c.id == model_id)).scalar()
+        verb = "rolled back to" if action == ROLLBACK else "moved to"
+        ev.record_event(
+            c,
+            ev.ROLLBACK if action == ROLLBACK else ev.ALIAS_MOVED,
+            f"{name}@{alias}",
+            f"{name}@{alias} {verb} version {version}"
+            + (f" (from {current})" if current is not None else "")
+            + (f" by {actor}" if actor else "")
+            + (f": {reason}" if reason else ""),
+            links={"model_version": f"{name}/{version}", "run_id": run_id},
+            data={"from_version": current, "to_version": version, "actor": actor},
         )
         return True
 
@@ -322,6 +337,7 @@ class Registry:
                         "step_run_id": step_run_id,
                         "created_by": who,
                         "created_at": now,
+                        "trusted_types": model.trusted_types(),
                     }
                     c.execute(r.model_versions.insert(), [values])
                     c.execute(
@@ -339,6 +355,14 @@ class Registry:
                                 "created_at": now,
                             }
                         ],
+                    )
+                    ev.record_event(
+                        c,
+                        ev.MODEL_REGISTERED,
+                        name,
+                        f"{name} version {version} registered ({header['estimator']})",
+                        links={"model_version": f"{name}/{version}", "run_id": run_id},
+                        data={"metrics": dict(model.metrics or {}), "actor": who},
                     )
                     aliases: list[str] = []
                     if promote_to is not None:
@@ -502,6 +526,19 @@ class Registry:
                     }
                 ],
             )
+            passed = bool(decision["passed"])
+            name = str(decision.get("model_name") or "model")
+            reasons = [str(x) for x in decision.get("reasons", [])]
+            ev.record_event(
+                c,
+                ev.GATE_PASSED if passed else ev.GATE_REFUSED,
+                name,
+                f"Gate {'passed' if passed else 'refused'} the candidate for {name}"
+                + (f" against {decision.get('champion')}" if decision.get("champion") else "")
+                + (f": {'; '.join(reasons)}" if reasons else ""),
+                links={"gate_decision": decision_id, "run_id": run_id},
+                data={"primary": decision.get("primary"), "reasons": reasons},
+            )
         return decision_id
 
     # ------------------------------------------------------------------ reads
@@ -562,7 +599,9 @@ class Registry:
             if cached is not None:
                 _CACHE.move_to_end(version.content_hash)
                 return cached
-        model = Model.from_bytes(self.artifact_store.get(version.content_hash))
+        model = Model.from_bytes(
+            self.artifact_store.get(version.content_hash), trusted=version.trusted_types
+        )
         with _CACHE_LOCK:
             _CACHE[version.content_hash] = model
             while len(_CACHE) > _CACHE_SIZE:

@@ -1,4 +1,4 @@
-"""Batch scoring: Parquet or CSV in, Parquet out, streamed in chunks.
+"""Batch scoring: Parquet or CSV in, Parquet or CSV out, streamed in chunks.
 
 The input is read one chunk at a time; each chunk is validated against the model signature
 (the rules the online server applies), its valid rows are scored and its invalid rows go to
@@ -11,6 +11,13 @@ size. Workers receive the model's own bytes and load each model once.
 Output columns: ``_row`` (0-based input row number), the id column when given,
 ``prediction`` and, for classifiers, ``proba_<class>`` per class. Reject file columns: the
 signature columns as read, the id column, ``_row`` and ``_reason``.
+
+The output format follows the output file's extension (``.parquet``, ``.csv``, ``.tsv``,
+``.csv.gz``); any other name is refused. Everything that can be checked before scoring is
+checked first: the output is not the input (also through a symlink or another spelling of
+the path), its folder exists, the input is readable and has the model's columns. Files
+are written to a temporary name beside the target and durably renamed when complete; no
+failure leaves a partial or temporary file.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conveyor._internal.files import commit, temp_name
 from conveyor.exceptions import ServingError
 from conveyor.serving.validation import Unseen, Validator
 
@@ -69,15 +77,135 @@ class BatchSummary:
         }
 
 
-def _format(path: str) -> str:
+_SUFFIXES = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv.gz": "csv",
+    ".csv": "csv",
+    ".tsv": "csv",
+}
+
+
+def _suffix(path: str) -> str | None:
     lower = path.lower()
-    if lower.endswith((".parquet", ".pq")):
-        return "parquet"
-    if lower.endswith((".csv", ".csv.gz", ".tsv")):
-        return "csv"
-    raise ServingError(
-        f"Cannot tell the format of {path!r} from its name: use a .parquet or .csv file."
-    )
+    return next((s for s in _SUFFIXES if lower.endswith(s)), None)
+
+
+def _format(path: str, role: str = "input") -> str:
+    suffix = _suffix(path)
+    if suffix is None:
+        raise ServingError(
+            f"Cannot tell the format of the {role} file {path!r} from its name: use a "
+            ".parquet or .csv file (.tsv and .csv.gz work too)."
+        )
+    return _SUFFIXES[suffix]
+
+
+def _default_reject_path(output: str) -> str:
+    """``scored.csv`` -> ``scored.rejects.csv``: the reject file follows the output format."""
+    suffix = _suffix(output) or ".parquet"
+    return f"{output[: len(output) - len(suffix)]}.rejects{output[len(output) - len(suffix) :]}"
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links, case-insensitive file systems
+    except OSError:
+        return False
+
+
+def _check_paths(input_path: str, output_path: str, reject_path: str) -> None:
+    """Everything that can be known wrong about the files before any row is scored.
+
+    Raises:
+        ServingError: naming the file and the fix.
+    """
+    if not os.path.exists(input_path):
+        raise ServingError(f"The input file {input_path!r} does not exist.")
+    if not os.path.isfile(input_path):
+        raise ServingError(f"The input {input_path!r} is not a file: give a Parquet or CSV file.")
+    _format(input_path, "input")
+    for role, path in (("output", output_path), ("reject", reject_path)):
+        _format(path, role)
+        if _same_file(path, input_path):
+            raise ServingError(
+                f"The {role} file {path!r} is the input file: scoring would overwrite its "
+                "own input. Write to another file."
+            )
+        if os.path.isdir(path):
+            raise ServingError(f"The {role} path {path!r} is a folder: give a file name.")
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise ServingError(
+                f"The folder of the {role} file {path!r} does not exist. Create it first "
+                f"(mkdir -p {folder})."
+            )
+        if not os.access(folder, os.W_OK):
+            raise ServingError(f"Cannot write the {role} file {path!r}: its folder is read-only.")
+    if _same_file(output_path, reject_path):
+        raise ServingError(
+            f"The reject file and the output file are the same ({output_path!r}). Give "
+            "--reject-file another name."
+        )
+
+
+def _guarded(batches: Iterator[pa.RecordBatch], path: str, kind: str) -> Iterator[pa.RecordBatch]:
+    """The batches of an input file, its read errors turned into one-line ServingErrors."""
+    import pyarrow as pa
+
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ServingError(f"{path} is not a readable {kind} file: {_one_line(exc)}") from exc
+        yield batch
+
+
+def _missing(path: str, columns: list[str], have: list[str]) -> None:
+    missing = [c for c in columns if c not in set(have)]
+    if missing:
+        raise ServingError(
+            f"{path} lacks the column(s) {', '.join(map(repr, missing))} that the model "
+            f"needs. Its columns: {', '.join(have) or '(none)'}."
+        )
+
+
+def _csv_header(path: str, delimiter: str) -> list[str]:
+    """The column names of a CSV file, refusing what is not UTF-8 text."""
+    import csv
+
+    import pyarrow as pa
+
+    head = b""
+    with pa.input_stream(path) as stream:  # decompresses .csv.gz
+        while b"\n" not in head and len(head) < (16 << 20):
+            more = stream.read(1 << 16)
+            if not more:
+                break
+            head += more
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+        raise ServingError(
+            f"{path} is not UTF-8 text (it looks like UTF-16). Save it as UTF-8 CSV."
+        )
+    line = head.split(b"\n", 1)[0].removeprefix(b"\xef\xbb\xbf").rstrip(b"\r")
+    if not line.strip():
+        raise ServingError(f"{path} has no header row: the first line must name the columns.")
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ServingError(
+            f"The header of {path} is not UTF-8 text. Save it as UTF-8 CSV."
+        ) from None
+    return next(csv.reader([text], delimiter=delimiter))
 
 
 def _read_chunks(
@@ -88,35 +216,40 @@ def _read_chunks(
     if _format(path) == "parquet":
         import pyarrow.parquet as pq
 
-        file = pq.ParquetFile(path)
-        have = set(file.schema_arrow.names)
-        missing = [c for c in columns if c not in have]
-        if missing:
-            raise ServingError(
-                f"{path} lacks the column(s) {', '.join(map(repr, missing))} that the model "
-                f"needs. Its columns: {', '.join(file.schema_arrow.names)}."
-            )
-        return file.iter_batches(batch_size=chunk_rows, columns=columns), file.metadata.num_rows
+        try:
+            file = pq.ParquetFile(path)
+            names = list(file.schema_arrow.names)
+            total = file.metadata.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            raise ServingError(f"{path} is not a readable Parquet file: {_one_line(exc)}") from exc
+        _missing(path, columns, names)
+        return _guarded(
+            file.iter_batches(batch_size=chunk_rows, columns=columns), path, "Parquet"
+        ), total
     import pyarrow.csv as pacsv
 
+    delimiter = "\t" if path.lower().endswith(".tsv") else ","
+    _missing(path, columns, _csv_header(path, delimiter))
     with open(path, "rb") as handle:
         head = handle.read(1 << 16)
     lines = max(1, head.count(b"\n"))
     block = int(min(max(len(head) / lines * chunk_rows, 1 << 16), 1 << 30))
-    delimiter = "\t" if path.lower().endswith(".tsv") else ","
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=block),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter),
-        convert_options=pacsv.ConvertOptions(
-            include_columns=columns,
-            # Signature columns are read as text and checked row by row, so one bad cell
-            # rejects its row instead of failing the whole file.
-            column_types={c: pa.string() for c in columns[: len(columns)]},
-            strings_can_be_null=True,
-        ),
-    )
-    return iter(reader), None
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=block),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=columns,
+                # Signature columns are read as text and checked row by row, so one bad cell
+                # rejects its row instead of failing the whole file.
+                column_types={c: pa.string() for c in columns},
+                strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ServingError(f"{path} is not a readable CSV file: {_one_line(exc)}") from exc
+    return _guarded(iter(reader), path, "CSV"), None
 
 
 # -- the per-chunk work (runs in worker processes, or inline) ------------------------------
@@ -202,31 +335,76 @@ def _score_shipped(
 
 
 class _Writer:
-    """A Parquet file written chunk by chunk to a temporary name, renamed when complete."""
+    """A Parquet or CSV file written chunk by chunk to a temporary name beside it, and
+    durably renamed into place when complete (removed on failure)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.tmp = f"{path}.{os.getpid()}.part"
+        self.format = _format(path, "output")
+        self.tmp = str(temp_name(path))
         self._writer: Any = None
+        self._sink: Any = None
+        self._schema: pa.Schema | None = None
         self.rows = 0
 
-    def write(self, table: pa.Table) -> None:
-        import pyarrow.parquet as pq
+    @property
+    def opened(self) -> bool:
+        return self._writer is not None
 
+    def _open(self, schema: pa.Schema) -> None:
+        import pyarrow as pa
+
+        if self.format == "parquet":
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+        else:
+            import pyarrow.csv as pacsv
+
+            compression = "gzip" if self.path.lower().endswith(".gz") else None
+            self._sink = pa.output_stream(self.tmp, compression=compression)
+            delimiter = "\t" if self.path.lower().endswith(".tsv") else ","
+            self._writer = pacsv.CSVWriter(
+                self._sink, schema, write_options=pacsv.WriteOptions(delimiter=delimiter)
+            )
+        self._schema = schema
+
+    def write(self, table: pa.Table) -> None:
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self.tmp, table.schema, compression="zstd")
-        elif table.schema != self._writer.schema:
-            table = table.cast(self._writer.schema)
+            self._open(table.schema)
+        elif table.schema != self._schema:
+            table = table.cast(self._schema)
         self._writer.write_table(table)
         self.rows += table.num_rows
 
     def close(self, *, keep: bool) -> None:
-        if self._writer is not None:
+        if self._writer is None:
+            return
+        try:
             self._writer.close()
-            if keep:
-                os.replace(self.tmp, self.path)
-            else:
-                os.unlink(self.tmp)
+            if self._sink is not None:
+                self._sink.close()
+        except BaseException:
+            Path(self.tmp).unlink(missing_ok=True)
+            raise
+        if keep:
+            commit(self.tmp, self.path)
+        else:
+            Path(self.tmp).unlink(missing_ok=True)
+
+
+def _close_all(writers: tuple[_Writer, ...], *, keep: bool) -> None:
+    """Close every writer; keep the files only when all of them completed."""
+    error: BaseException | None = None
+    for writer in writers:
+        try:
+            writer.close(keep=keep and error is None)
+        except BaseException as exc:
+            error = error or exc
+    if error is not None:
+        if isinstance(error, OSError):
+            raise ServingError(f"Cannot write the scored file: {_one_line(error)}") from error
+        raise error
 
 
 def score_file(
@@ -243,12 +421,13 @@ def score_file(
     progress: Callable[[int, int | None], None] | None = None,
     registry: Registry | None = None,
 ) -> BatchSummary:
-    """Score a Parquet or CSV file into a Parquet file, chunk by chunk.
+    """Score a Parquet or CSV file into a Parquet or CSV file, chunk by chunk.
 
     Args:
         model: A registry reference (``churn@production``), a `Model` or a `Servable`.
         input_path: Parquet or CSV input.
-        output_path: Parquet output (written to a temporary name, renamed when complete).
+        output_path: Parquet or CSV output, by its extension (written to a temporary name,
+            renamed when complete).
         chunk_rows: Rows per chunk (memory per chunk in flight).
         workers: Processes scoring chunks in parallel (1: score in this process); the
             same as ``executor="processes:N"``.
@@ -257,15 +436,18 @@ def score_file(
             running. Chunks go out while the next ones are read, at most two per executor
             worker in flight, and are written back in input order.
         id_column: A column copied to the output and reject file beside each prediction.
-        reject_path: Where invalid rows go; default ``<output>.rejects.parquet``. Written
-            only when some row is invalid.
+        reject_path: Where invalid rows go; default ``<output>.rejects.<output extension>``
+            (``scored.csv`` -> ``scored.rejects.csv``). Written only when some row is
+            invalid.
         unseen: ``reject`` rows with categories unseen in training, or ``pass`` them.
         progress: Called with (rows done, total rows or None) after each chunk.
         registry: Where a reference is resolved; by default the current settings' one.
 
     Raises:
-        ServingError: an unknown file format, a column the model needs is absent, or both
-            `workers` > 1 and `executor` given.
+        ServingError: an unknown file format, the output is the input, its folder is
+            missing, the input cannot be read (truncated Parquet, not UTF-8, ragged CSV),
+            a column the model needs is absent, or both `workers` > 1 and `executor`
+            given. Raised before any row is scored whenever it can be known then.
         ConfigError: an unknown executor spec or an unreachable Dask scheduler.
         ConveyorError: the reference cannot be resolved or loaded.
     """
@@ -283,6 +465,9 @@ def score_file(
                 f"one (workers={workers} means executor='processes:{workers}')."
             )
         executor = f"processes:{workers}"
+    input_path, output_path = str(input_path), str(output_path)
+    reject = str(reject_path) if reject_path else _default_reject_path(output_path)
+    _check_paths(input_path, output_path, reject)  # before the model loads or a row is read
     if isinstance(model, str):
         from conveyor.registry import ModelRef, get_registry
 
@@ -296,11 +481,6 @@ def score_file(
         servable = servable_from_model(model, "model", "0")
     start = time.perf_counter()  # scoring time; loading the model is not part of it
     validator = servable.validator(unseen)
-    input_path, output_path = str(input_path), str(output_path)
-    _format(output_path if output_path.endswith(".parquet") else output_path + ".parquet")
-    reject = (
-        str(reject_path) if reject_path else f"{Path(output_path).with_suffix('')}.rejects.parquet"
-    )
     columns = list(validator.names) + (
         [id_column] if id_column and id_column not in validator.names else []
     )
@@ -340,17 +520,17 @@ def score_file(
             while pending:
                 future, rows = pending.popleft()
                 emit(*future.result(), rows)
+        if not writer.opened:
+            import pyarrow as pa
+
+            writer.write(pa.table({"_row": pa.array([], pa.int64())}))
         ok = True
+    except OSError as exc:
+        raise ServingError(f"Scoring {input_path} failed: {_one_line(exc)}") from exc
     finally:
         if pool is not None and owned:
             pool.shutdown(wait=ok)
-        writer.close(keep=ok)
-        rejects.close(keep=ok)
-    if writer.rows == 0 and ok:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        pq.write_table(pa.table({"_row": pa.array([], pa.int64())}), output_path)
+        _close_all((writer, rejects), keep=ok)
     return BatchSummary(
         model=servable.name,
         version=servable.version,

@@ -1,21 +1,24 @@
-"""Fast model loading for servers: a pickled copy of the loaded model, kept in the store.
+"""Fast model loading for servers: a pickled copy of the loaded model, bound to the database.
 
 Registered scikit-learn models are stored with skops, which loads without running code but
 costs a server about 0.7 s of start-up and 25 MB of memory: ``skops.io`` imports a large
 part of scikit-learn to build its trust list. The first time a server loads a model
-version, it writes a pickle of the loaded model into the same content-addressed artifact
-store and a small pointer file naming that blob; later starts read the pointer, fetch the
-blob (hash-verified on read, like every blob) and unpickle it.
+version, it writes a pickle of the loaded model into the content-addressed artifact store
+and records the pickle's hash in the metadata database (table ``serving_caches``, keyed by
+the model's content hash and this runtime); later starts read that row, fetch the blob,
+check that its bytes hash to the recorded value, and only then unpickle it.
 
-Why unpickling is acceptable here: the pickle bytes are only ever read from conveyor's own
-artifact store, by content hash, and were written there by a server from a model that
-passed the skops trust check. Whoever can write to the store can already replace the
-model itself. Bytes from anywhere else never take this path.
+Why unpickling is acceptable here: the database is the root of trust (docs/security.md).
+The pickle is unpickled only when its sha256 equals the hash a server recorded in the
+database after loading the model through the skops trust check, so whoever can write the
+artifact folder but not the database cannot make a server unpickle anything of theirs
+(pointer files in the folder are not read at all). Whoever can write the database can
+already point an alias at any model.
 
-The pointer is keyed by the model's content hash and by the versions of Python and of the
-libraries the pickle depends on, so a server with other library versions reloads through
-skops (and writes its own copy). Anything unexpected (no pointer, a missing or damaged
-blob, an unpicklable model, a read-only store) falls back to the regular load.
+The row is keyed by the versions of Python and of the libraries the pickle depends on, so
+a server with other library versions reloads through skops (and records its own copy).
+Anything unexpected (no row, a missing or damaged blob, an unpicklable model, a read-only
+store or database) falls back to the regular load.
 """
 
 from __future__ import annotations
@@ -26,19 +29,20 @@ import logging
 import pickle
 import platform
 import warnings
-from importlib import metadata
+from collections.abc import Collection
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING
 
 from conveyor.exceptions import StoreError
 
 if TYPE_CHECKING:
     from conveyor.stores.artifacts import ArtifactStore
+    from conveyor.stores.metadata import MetadataStore
     from conveyor.training.model import Model
 
 logger = logging.getLogger("conveyor.serving")
 
-CACHE_FORMAT = 1
-CACHE_DIR = "serving-cache"
+CACHE_FORMAT = 2
 # Flavors whose loaded objects pickle faithfully and whose regular load is slow.
 FLAVORS = frozenset({"sklearn"})
 # Distributions whose classes end up inside a pickled scikit-learn model.
@@ -47,8 +51,8 @@ _DISTRIBUTIONS = ("numpy", "scipy", "pandas", "scikit-learn", "conveyor")
 
 def _version(dist: str) -> str | None:
     try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
+        return _metadata.version(dist)
+    except _metadata.PackageNotFoundError:
         return None
 
 
@@ -63,25 +67,44 @@ def runtime_key() -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def pointer_path(content_hash: str) -> str:
-    """Where the pointer for a model blob and this runtime lives (under the store's files/)."""
-    return f"{CACHE_DIR}/{content_hash}/{runtime_key()}.json"
+def _cached(
+    store: ArtifactStore, metadata: MetadataStore, content_hash: str, runtime: str
+) -> Model | None:
+    import sqlalchemy as sa
 
-
-def _cached(store: ArtifactStore, content_hash: str) -> Model | None:
+    from conveyor.stores.metadata import tables_registry as r
     from conveyor.training.model import Model
 
+    table = r.serving_caches
     try:
-        pointer = json.loads(store.read_file(pointer_path(content_hash)))
-    except StoreError:
+        with metadata.engine.connect() as c:
+            blob_hash = c.execute(
+                sa.select(table.c.blob_hash).where(
+                    table.c.model_hash == content_hash, table.c.runtime == runtime
+                )
+            ).scalar()
+    except sa.exc.SQLAlchemyError as exc:
+        logger.warning("cannot read the serving cache of model blob %s: %s", content_hash, exc)
         return None
-    except ValueError as exc:
-        logger.warning("ignoring the unreadable serving cache pointer of %s: %s", content_hash, exc)
+    if blob_hash is None:
         return None
     try:
-        model = pickle.loads(store.get(str(pointer["blob"])))
+        data = store.get(blob_hash)
+    except StoreError as exc:
+        logger.warning("ignoring the serving cache of model blob %s: %s", content_hash, exc)
+        return None
+    # Checked here too, whatever the store does: these bytes are about to be unpickled.
+    if hashlib.sha256(data).hexdigest() != blob_hash:
+        logger.warning(
+            "ignoring the serving cache of model blob %s: its bytes do not match the hash "
+            "recorded in the database",
+            content_hash,
+        )
+        return None
+    try:
+        model = pickle.loads(data)
     except Exception as exc:
-        # A missing or damaged blob, or classes renamed under the same versions: reload.
+        # Classes renamed under the same versions: reload.
         logger.warning("ignoring the serving cache of model blob %s: %s", content_hash, exc)
         return None
     if not isinstance(model, Model):
@@ -90,7 +113,14 @@ def _cached(store: ArtifactStore, content_hash: str) -> Model | None:
     return model
 
 
-def _store(store: ArtifactStore, content_hash: str, model: Model) -> None:
+def _store(
+    store: ArtifactStore, metadata: MetadataStore, content_hash: str, runtime: str, model: Model
+) -> None:
+    import time
+
+    import sqlalchemy as sa
+
+    from conveyor.stores.metadata import tables_registry as r
     from conveyor.training.model import Model
 
     # The Profile (drift baseline) and the flavor's bytes are not needed to answer requests.
@@ -105,31 +135,65 @@ def _store(store: ArtifactStore, content_hash: str, model: Model) -> None:
     )
     try:
         blob, _ = store.put(pickle.dumps(lean, protocol=pickle.HIGHEST_PROTOCOL))
-        pointer = {"blob": blob, "model": content_hash, "format": CACHE_FORMAT}
-        store.write_file(pointer_path(content_hash), json.dumps(pointer).encode())
+        table = r.serving_caches
+        with metadata.engine.begin() as c:
+            c.execute(
+                table.delete().where(
+                    table.c.model_hash == content_hash, table.c.runtime == runtime
+                )
+            )
+            c.execute(
+                table.insert(),
+                [
+                    {
+                        "model_hash": content_hash,
+                        "runtime": runtime,
+                        "blob_hash": blob,
+                        "created_at": time.time(),
+                    }
+                ],
+            )
+    except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
+        # Another server recorded its copy first, or the database is read-only for us.
+        logger.info("serving cache of model blob %s not recorded: %s", content_hash, exc)
     except Exception as exc:
         # A read-only store or an unpicklable object: the next start loads the slow way.
         logger.warning("cannot write the serving cache of model blob %s: %s", content_hash, exc)
 
 
-def load_model(store: ArtifactStore, content_hash: str) -> Model:
+def load_model(
+    store: ArtifactStore,
+    content_hash: str,
+    *,
+    metadata: MetadataStore | None = None,
+    trusted: Collection[str] = (),
+) -> Model:
     """The model stored under `content_hash`, through the serving cache when possible.
 
     Warns with `LibraryVersionWarning` as `Model.from_bytes` does when the model was
     trained with another version of its library.
 
+    Args:
+        store: The artifact store holding the model blob.
+        content_hash: The model blob's hash, from its registry row.
+        metadata: The metadata store binding cached pickles to their hashes; None loads
+            without the cache.
+        trusted: Type names the model's bytes may use beyond the allow-list (the
+            registry row's list, or an explicit opt-in).
+
     Raises:
         ArtifactCorruptError: the model blob is missing or damaged.
-        ModelError: the blob is not a loadable model.
+        ModelError: the blob is not a loadable model, or names a type not trusted.
     """
     from conveyor.training.flavors import flavor_named, library_version
     from conveyor.training.model import LibraryVersionWarning, Model
 
-    model = _cached(store, content_hash)
+    runtime = runtime_key()
+    model = _cached(store, metadata, content_hash, runtime) if metadata is not None else None
     if model is None:
-        model = Model.from_bytes(store.get(content_hash))
-        if model.flavor in FLAVORS:
-            _store(store, content_hash, model)
+        model = Model.from_bytes(store.get(content_hash), trusted=trusted)
+        if metadata is not None and model.flavor in FLAVORS:
+            _store(store, metadata, content_hash, runtime, model)
         return model
     module = flavor_named(model.flavor).module
     recorded = model.library_versions.get(module)

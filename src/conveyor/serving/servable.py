@@ -9,6 +9,7 @@ query, polled for hot reload) and loads a given version.
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -213,14 +214,19 @@ class RegistrySource:
     Args:
         ref: ``name@alias``, ``name/VERSION`` or ``name`` (latest version).
         registry: The registry to ask; by default the one of the current settings.
+        trusted: Type names to trust beyond the allow-list and the version's recorded
+            list (explicit opt-in, e.g. for versions registered before they were recorded).
     """
 
-    def __init__(self, ref: str, registry: Registry | None = None) -> None:
+    def __init__(
+        self, ref: str, registry: Registry | None = None, *, trusted: Collection[str] = ()
+    ) -> None:
         from conveyor.registry import ModelRef
 
         self.ref = ref
         self.name = ModelRef.parse(ref).name
         self._registry = registry
+        self.trusted = frozenset(trusted)
 
     def _get(self) -> Registry:
         if self._registry is None:
@@ -237,7 +243,12 @@ class RegistrySource:
 
         registry = self._get()
         found = registry.resolve(f"{self.name}/{version}")
-        model = load_model(registry.artifact_store, found.content_hash)
+        model = load_model(
+            registry.artifact_store,
+            found.content_hash,
+            metadata=registry.metadata_store,
+            trusted=self.trusted | set(found.trusted_types),
+        )
         return servable_from_model(model, self.name, version)
 
 

@@ -6,8 +6,9 @@ Layout under the root::
     files/<relative path>  named files (prediction logs, reports); written atomically
     tmp/                   partial writes, renamed into place when complete
 
-A blob is written to tmp/ and renamed, so a killed process never leaves a partial blob
-under a real key. Reads verify the hash, so a damaged blob is an error, never a wrong value.
+A blob is written to tmp/, flushed to disk and renamed (and the rename flushed), so
+neither a killed process nor a power loss leaves a partial or empty blob under a real
+key. Reads verify the hash, so a damaged blob is an error, never a wrong value.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from conveyor._internal.files import write_atomic
 from conveyor.exceptions import ArtifactCorruptError, ConfigError, StoreError
 
 _HEX = set("0123456789abcdef")
@@ -114,10 +116,9 @@ class LocalArtifactStore:
     def _atomic_write(self, target: Path, data: bytes) -> None:
         self._dir(self._tmp)
         self._dir(target.parent)
-        tmp = self._tmp / f"{uuid.uuid4().hex}.part"
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
+        # fsync of the file and of its folder: after a power loss a key holds its whole
+        # blob or does not exist, never an empty file.
+        write_atomic(target, data, tmp_dir=self._tmp)
 
     def put(self, data: bytes) -> tuple[str, str]:
         content_hash = hashlib.sha256(data).hexdigest()

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import importlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Protocol
 
+from conveyor._internal.lazy import import_skops_io
 from conveyor.exceptions import ModelError
 
 if TYPE_CHECKING:
@@ -38,12 +39,24 @@ class Flavor(Protocol):
         """The object's bytes and a small JSON-able description needed to load them."""
         ...
 
-    def load(self, data: bytes, meta: dict[str, Any]) -> Any:
+    def load(self, data: bytes, meta: dict[str, Any], trusted: Collection[str] = ()) -> Any:
         """An object with ``predict`` (and ``predict_proba`` for classifiers).
 
+        Args:
+            data: The flavor's bytes.
+            meta: The description saved with them. A flavor whose bytes name code (types,
+                classes) checks those names and records the verified ones in `meta`.
+            trusted: Names trusted beyond the fixed allow-list: from the registered
+                version's database row or an explicit opt-in, never from the file.
+
         Raises:
-            ModelError: the bytes hold something this flavor did not write.
+            ModelError: the bytes hold something this flavor did not write, or name code
+                that is neither allowed nor trusted.
         """
+        ...
+
+    def trusted_types(self, meta: dict[str, Any]) -> list[str]:
+        """The names beyond the fixed allow-list these bytes need (recorded at register)."""
         ...
 
 
@@ -71,6 +84,7 @@ class SklearnFlavor:
         return "sklearn.base.BaseEstimator" in _mro_names(obj) and hasattr(obj, "predict")
 
     def save(self, obj: Any) -> tuple[bytes, dict[str, Any]]:
+        import_skops_io()  # not torch: see the helper
         import skops.io
 
         try:
@@ -84,10 +98,17 @@ class SklearnFlavor:
         # are ours; on load anything else is refused.
         return data, {"skops_trusted": sorted(skops.io.get_untrusted_types(data=data))}
 
-    def load(self, data: bytes, meta: dict[str, Any]) -> Any:
+    def load(self, data: bytes, meta: dict[str, Any], trusted: Collection[str] = ()) -> Any:
         from conveyor.materializers.builtin import load_skops
 
-        return load_skops(data, meta.get("skops_trusted", []), error=ModelError)
+        # meta["skops_trusted"] is what the file claims: never trusted, only replaced by
+        # the list that was verified now.
+        obj, found = load_skops(data, trusted, error=ModelError, what="this scikit-learn model")
+        meta["skops_trusted"] = found
+        return obj
+
+    def trusted_types(self, meta: dict[str, Any]) -> list[str]:
+        return [str(n) for n in meta.get("skops_trusted", [])]
 
 
 # ---------------------------------------------------------------------------- LightGBM
@@ -172,7 +193,10 @@ class LightGBMFlavor:
         text: str = booster.model_to_string()
         return text.encode(), {"kind": _kind(obj), "classes": _classes(obj)}
 
-    def load(self, data: bytes, meta: dict[str, Any]) -> Any:
+    def trusted_types(self, meta: dict[str, Any]) -> list[str]:
+        return []
+
+    def load(self, data: bytes, meta: dict[str, Any], trusted: Collection[str] = ()) -> Any:
         import lightgbm
 
         booster = lightgbm.Booster(model_str=data.decode())
@@ -204,7 +228,10 @@ class XGBoostFlavor:
             meta["n_classes"] = len(meta["classes"] or [])
         return data, meta
 
-    def load(self, data: bytes, meta: dict[str, Any]) -> Any:
+    def trusted_types(self, meta: dict[str, Any]) -> list[str]:
+        return []
+
+    def load(self, data: bytes, meta: dict[str, Any], trusted: Collection[str] = ()) -> Any:
         import xgboost
 
         booster = xgboost.Booster()
@@ -291,17 +318,37 @@ class TorchFlavor:
             "classes": None if classes is None else list(classes),
         }
 
-    def load(self, data: bytes, meta: dict[str, Any]) -> Any:
+    def trusted_types(self, meta: dict[str, Any]) -> list[str]:
+        return [_torch_class_name(meta)]
+
+    def load(self, data: bytes, meta: dict[str, Any], trusted: Collection[str] = ()) -> Any:
         import torch
 
+        # The class is named by the file: it is imported only when torch's own modules
+        # define it or the caller trusts it (the version's database row, or an opt-in).
+        name = _torch_class_name(meta)
+        if not (name.startswith("torch.") or name in trusted):
+            from conveyor.materializers.trust import refusal_message
+
+            raise ModelError(refusal_message("this torch model", [name]))
         module_name, _, qualname = str(meta["class"]).partition(":")
         cls: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
             cls = getattr(cls, part)
-        module = cls(**meta.get("init", {}))
+        if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+            raise ModelError(f"{name} is not a torch.nn.Module class; refusing to build it.")
+        init = meta.get("init", {})
+        if not isinstance(init, dict):
+            raise ModelError("The torch model's constructor arguments must be an object.")
+        module = cls(**init)
         state = torch.load(io.BytesIO(data), weights_only=True)
         module.load_state_dict(state)
         return _TorchPredictor(module, meta.get("classes"))
+
+
+def _torch_class_name(meta: dict[str, Any]) -> str:
+    module_name, _, qualname = str(meta.get("class", "")).partition(":")
+    return f"{module_name}.{qualname}"
 
 
 # Checked in order: boosters before scikit-learn, because LightGBM's and XGBoost's

@@ -14,7 +14,7 @@ import logging
 import platform
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from conveyor._version import __version__
@@ -245,16 +245,41 @@ class Model:
             return self.profile
         return bytes(self.profile.to_bytes())
 
+    def trusted_types(self) -> list[str]:
+        """The code names (types, classes) this model's bytes need beyond the allow-list.
+
+        Recorded in the registry's database row when the model is registered, so the
+        registered version loads without trusting anything its file says. For a model
+        built in this process they come from the live object; for a loaded one, they are
+        the names verified when it was loaded.
+        """
+        self._flavor_bytes()
+        return sorted(flavor_named(self.flavor).trusted_types(self.flavor_meta))
+
     @classmethod
-    def from_bytes(cls, data: bytes) -> Model:
+    def from_artifact(cls, data: bytes, summary: Mapping[str, Any]) -> Model:
+        """Load a stored artifact; `summary` is its database row's summary."""
+        return cls.from_bytes(data, trusted=summary.get("trusted_types") or ())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, trusted: Collection[str] = ()) -> Model:
         """Load a model written by `to_bytes`.
+
+        Nothing the file says decides which code runs: the types its bytes name must be on
+        the fixed allow-list of the flavors' libraries (see
+        `conveyor.materializers.trust`) or in `trusted`.
 
         Warns with `LibraryVersionWarning` when the flavor's library version differs from
         the one the model was trained with.
 
+        Args:
+            data: The model's bytes.
+            trusted: Type names to trust beyond the allow-list: the list the registry
+                recorded for these bytes, or names you reviewed (explicit opt-in).
+
         Raises:
-            ModelError: the bytes are not a conveyor model, or its flavor's library is not
-                installed.
+            ModelError: the bytes are not a conveyor model, its flavor's library is not
+                installed, or they name a type that is neither allowed nor trusted.
         """
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -288,7 +313,7 @@ class Model:
                 stacklevel=2,
             )
         meta = dict(header.get("flavor_meta", {}))
-        obj = flavor.load(payload, meta)
+        obj = flavor.load(payload, meta, frozenset(trusted))
         profile: Any = profile_bytes
         profile_cls = _profile_class()
         if profile_bytes is not None and profile_cls is not None:
@@ -313,6 +338,7 @@ class Model:
             "columns": self.signature.names[:200],
             "metrics": self.metrics,
             "library_versions": self.library_versions,
+            "trusted_types": self.trusted_types(),
         }
 
     def __repr__(self) -> str:
@@ -322,15 +348,20 @@ class Model:
         )
 
 
-def load(source: bytes | str) -> Model:
+def load(source: bytes | str, *, trusted: Collection[str] = ()) -> Model:
     """A Model from its bytes or from a registry reference (``name@alias``, ``name/3``).
 
+    Args:
+        source: The model's bytes, or a registry reference.
+        trusted: For bytes, type names to trust beyond the allow-list (explicit opt-in);
+            a registered version uses the list recorded in its database row.
+
     Raises:
-        ModelError: the bytes are not a model.
+        ModelError: the bytes are not a model, or name a type that is not trusted.
         NotFoundError: the reference names no registered model version.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return Model.from_bytes(bytes(source))
+        return Model.from_bytes(bytes(source), trusted=trusted)
     from conveyor.registry.registry import load_model
 
     return load_model(source)

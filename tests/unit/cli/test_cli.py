@@ -90,8 +90,17 @@ def test_runs_compare_shows_param_and_metric_differences(project: Path) -> None:
     code, output = invoke("runs", "compare", a["id"], b["id"], "--json")
     assert code == 0
     diff = json.loads(output)
-    assert {"key": "n", "a": 3, "b": 4} in diff["params"]
-    assert diff["metrics"] == [{"key": "total", "a": 3.0, "b": 6.0, "delta": 3.0}]
+    assert {"key": "n", "a": 3, "b": 4, "values": [3, 4]} in diff["params"]
+    assert diff["metrics"] == [
+        {
+            "key": "total",
+            "a": 3.0,
+            "b": 6.0,
+            "delta": 3.0,
+            "values": [3.0, 6.0],
+            "deltas": [0.0, 3.0],
+        }
+    ]
 
 
 def test_artifacts_show_and_lineage(project: Path) -> None:

@@ -6,7 +6,13 @@ of every domain are imported here so that migrations and the conformance suite s
 
 from __future__ import annotations
 
-from conveyor.stores.metadata import tables, tables_data, tables_monitoring, tables_registry
+from conveyor.stores.metadata import (
+    tables,
+    tables_data,
+    tables_events,
+    tables_monitoring,
+    tables_registry,
+)
 from conveyor.stores.metadata.engine import HEAD_REVISION, make_engine, upgrade
 from conveyor.stores.metadata.store import MetadataStore, open_metadata_store
 

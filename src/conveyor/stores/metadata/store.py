@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from conveyor.exceptions import NotFoundError
 from conveyor.stores.metadata import tables as t
 from conveyor.stores.metadata.engine import ensure_schema, make_engine
+from conveyor.stores.metadata.events import RUN_FAILED, RUN_FINISHED, RUN_STARTED, record_event
 
 RUNNING = "running"
 COMPLETED = "completed"
@@ -63,6 +64,7 @@ class MetadataStore:
 
     # ------------------------------------------------------------------ runs
     def create_run(self, row: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> None:
+        """Insert a run (and its tags); a running run also records a run_started event."""
         with self.engine.begin() as c:
             c.execute(t.runs.insert(), [dict(row)])
             if tags:
@@ -70,10 +72,38 @@ class MetadataStore:
                     t.run_tags.insert(),
                     [{"run_id": row["id"], "key": k, "value": v} for k, v in tags.items()],
                 )
+            if row.get("status") == RUNNING:
+                trigger = row.get("trigger") or {}
+                record_event(
+                    c,
+                    RUN_STARTED,
+                    str(row["pipeline"]),
+                    f"Run {row['id']} of {row['pipeline']} started",
+                    links={"run_id": row["id"], "trigger_event": trigger.get("event_id")},
+                    data={"executor": row.get("executor"), "trigger": trigger or None},
+                )
 
     def update_run(self, run_id: str, **fields: Any) -> None:
+        """Change fields of a run; moving it to a final status records its event."""
         with self.engine.begin() as c:
             c.execute(t.runs.update().where(t.runs.c.id == run_id).values(**fields))
+            status = fields.get("status")
+            if status in (COMPLETED, FAILED, INTERRUPTED):
+                row = c.execute(
+                    sa.select(t.runs.c.pipeline, t.runs.c.started_at).where(t.runs.c.id == run_id)
+                ).first()
+                if row is not None:
+                    took = (fields.get("ended_at") or time.time()) - (row.started_at or 0)
+                    error = fields.get("error")
+                    record_event(
+                        c,
+                        RUN_FINISHED if status == COMPLETED else RUN_FAILED,
+                        str(row.pipeline),
+                        f"Run {run_id} of {row.pipeline} {status} in {took:.1f}s"
+                        + (f": {str(error)[:300]}" if error else ""),
+                        links={"run_id": run_id},
+                        data={"status": status, "duration": took},
+                    )
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         if not tags:

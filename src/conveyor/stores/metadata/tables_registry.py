@@ -45,6 +45,10 @@ model_versions = sa.Table(
     sa.Column("step_run_id", ID),
     sa.Column("created_by", sa.String(200)),
     sa.Column("created_at", sa.Float, nullable=False),
+    # Code names (skops types, a torch class) the model's bytes may use beyond the fixed
+    # allow-list, recorded at registration from the live object: the file is never asked.
+    # NULL for versions registered before revision 0006 (allow-list only).
+    sa.Column("trusted_types", sa.JSON),
     sa.UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
     sa.Index("ix_model_versions_run_id", "run_id"),
     sa.Index("ix_model_versions_content_hash", "content_hash"),
@@ -58,6 +62,18 @@ model_aliases = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("updated_by", sa.String(200)),
+)
+
+# Serving caches: a pickle of a loaded model, per model blob and runtime (interpreter and
+# library versions). Unpickled only when its bytes hash to `blob_hash`, so the cache is bound
+# to this row: files in the artifact store alone never choose what is unpickled.
+serving_caches = sa.Table(
+    "serving_caches",
+    metadata,
+    sa.Column("model_hash", sa.String(64), primary_key=True),
+    sa.Column("runtime", sa.String(64), primary_key=True),
+    sa.Column("blob_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
 )
 
 # Audit log: one row per registration, alias move, rollback or refused promotion.

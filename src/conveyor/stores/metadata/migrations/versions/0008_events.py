@@ -1,4 +1,4 @@
-"""events: event log, notification outbox and delivery log (issue 14)
+"""events: event log, notification targets and the delivery log (issue 14)
 
 Revision ID: 0008
 Revises: 0007
@@ -6,18 +6,60 @@ Revises: 0007
 
 from __future__ import annotations
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
 
+ID = sa.String(length=26)
+
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "events",
+        sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("id", ID, nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("kind", sa.String(length=50), nullable=False),
+        sa.Column("subject", sa.String(length=300), nullable=False),
+        sa.Column("summary", sa.Text(), nullable=False),
+        sa.Column("links", sa.JSON(), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("seq"),
+        sa.UniqueConstraint("id"),
+    )
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.create_index("ix_events_kind_seq", ["kind", "seq"], unique=False)
+        batch_op.create_index("ix_events_subject_seq", ["subject", "seq"], unique=False)
+    op.create_table(
+        "notify_targets",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("start_seq", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
+        "event_deliveries",
+        sa.Column("target", sa.String(length=200), nullable=False),
+        sa.Column("event_seq", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.Float(), nullable=False),
+        sa.Column("last_code", sa.Integer(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("target", "event_seq"),
+    )
+    with op.batch_alter_table("event_deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_event_deliveries_target_status", ["target", "status", "event_seq"], unique=False
+        )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("event_deliveries")
+    op.drop_table("notify_targets")
+    op.drop_table("events")
