@@ -143,29 +143,34 @@ def predict(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=common.err_console(),
-        disable=as_json,
+        # No bar in logs; and none before the first chunk, so that an error found while
+        # checking the files stays the only line printed.
+        disable=as_json or not common.err_console().is_terminal,
     )
     task = bar.add_task("rows", total=None)
 
     def progress(done: int, total: int | None) -> None:
+        bar.start()  # a no-op once started
         bar.update(task, completed=done, total=total)
 
     try:
-        with bar:
-            summary = score_file(
-                ref,
-                input_path,
-                output_path,
-                chunk_rows=chunk_rows,
-                workers=workers,
-                executor=executor,
-                id_column=id_column,
-                reject_path=reject_file,
-                unseen=unseen,  # type: ignore[arg-type]
-                progress=progress,
-            )
+        summary = score_file(
+            ref,
+            input_path,
+            output_path,
+            chunk_rows=chunk_rows,
+            workers=workers,
+            executor=executor,
+            id_column=id_column,
+            reject_path=reject_file,
+            unseen=unseen,  # type: ignore[arg-type]
+            progress=progress,
+        )
     except ConveyorError as exc:
+        bar.stop()
         common.fail(str(exc))
+    finally:
+        bar.stop()
     if as_json:
         common.print_json(summary.to_dict())
         return

@@ -32,6 +32,8 @@ class StepContext:
             a description of the stored artifact.
         db_url: Metadata store of the run, for components a step calls (registry, tuning).
         artifact_url: Artifact store of the run.
+        resources: The step's requested resources (``workers``, ``gpus``, ...), which
+            distributed training reads to size its job.
     """
 
     run_id: str
@@ -41,6 +43,7 @@ class StepContext:
     save_artifact: Callable[[str, Any], dict[str, Any]] | None = None
     db_url: str | None = None
     artifact_url: str | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     metrics: list[MetricPoint] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)

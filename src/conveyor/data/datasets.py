@@ -11,6 +11,7 @@ failed read never leaves a version behind.
 from __future__ import annotations
 
 import io
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from conveyor._internal.ids import new_id
+from conveyor._internal.names import check_name
 from conveyor.core.step import step
 from conveyor.data.profile import Profile, _to_table
 from conveyor.exceptions import DataError, NotFoundError, did_you_mean
@@ -48,6 +50,7 @@ class DatasetVersion:
     columns: dict[str, str]
     profile_hash: str
     created_at: float
+    origin: dict[str, Any] | None = None
 
     @property
     def ref(self) -> str:
@@ -123,6 +126,7 @@ def _row(mapping: Any, name: str) -> DatasetVersion:
         columns=dict(mapping["columns"]),
         profile_hash=mapping["profile_hash"],
         created_at=float(mapping["created_at"]),
+        origin=dict(mapping["origin"]) if mapping.get("origin") else None,
     )
 
 
@@ -137,6 +141,7 @@ def register_dataset(
     delta_version: int | None = None,
     snapshot: bool | None = None,
     description: str | None = None,
+    origin: dict[str, Any] | None = None,
 ) -> DatasetVersion:
     """Register the data of `source` as the next version of dataset `name`.
 
@@ -148,6 +153,10 @@ def register_dataset(
         delta_version: Pin a Delta table version (default: the current one).
         snapshot: Copy the data into the artifact store. Defaults to True, except for
             Delta tables, whose versions are immutable and are pinned instead.
+        origin: JSON-able record of how the data was made (lineage), stored with the
+            version; for a DataFrame or Arrow source its ``kind`` and ``source`` keys
+            become the version's source_kind and source.
+            `conveyor.monitoring.dataset_from_predictions` fills it.
 
     Returns:
         The new version, or the existing one when its content is identical.
@@ -170,8 +179,9 @@ def register_dataset(
         else:
             table = ingest.read_table(source, format=kind, delimiter=delimiter)
     else:
-        kind = "frame"
-        source_text = f"<{type(source).__name__}>"
+        # Data conveyor made itself (origin given) is described by its origin.
+        kind = str((origin or {}).get("kind", "frame"))
+        source_text = str((origin or {}).get("source", f"<{type(source).__name__}>"))
         table = _to_table(source)
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
@@ -204,6 +214,7 @@ def register_dataset(
                     "row_count": table.num_rows,
                     "columns": columns,
                     "profile_hash": profile_hash,
+                    "origin": origin,
                 },
             )
         except sa.exc.IntegrityError:
@@ -257,17 +268,30 @@ def _insert_version(store: MetadataStore, name: str, fields: dict[str, Any]) -> 
             "run_id": context.run_id if context is not None else None,
         }
         c.execute(t.dataset_versions.insert(), [row])
+        from conveyor.stores.metadata import events as ev
+
+        ev.record_event(
+            c,
+            ev.DATASET_VERSION_CREATED,
+            name,
+            f"Dataset {name} version {row['version']} created",
+            links={"dataset_version": f"{name}/{row['version']}", "run_id": row["run_id"]},
+            data={"row_count": row.get("row_count"), "source": row.get("source")},
+        )
     return _row(row, name)
 
 
-def _check_name(name: str) -> None:
-    import re
+_DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}")
 
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}", name or ""):
-        raise DataError(
-            f"{name!r} is not a valid dataset name. Use letters, digits, '-', '_' and '.', "
-            "starting with a letter or digit (no '@')."
-        )
+
+def _check_name(name: str) -> None:
+    check_name(
+        name,
+        _DATASET_NAME,
+        "dataset name",
+        "Use letters, digits, '-', '_' and '.', starting with a letter or digit (no '@').",
+        DataError,
+    )
 
 
 def get_dataset(

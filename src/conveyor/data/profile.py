@@ -1,11 +1,13 @@
 """`Profile`: one mergeable statistics object per table.
 
 A Profile holds, per column, exact counts and moments (count, nulls, NaN, Inf, min, max,
-mean, M2) and two Apache DataSketches sketches: a KLL quantile sketch for numeric and
-datetime columns and a frequent-items sketch for string columns. Everything in it merges:
-the profile of a table equals (within the KLL sketch's stated rank error) the merge of the
+mean, M2) and two sketches: a deterministic KLL quantile sketch (`_sketches`, exact while
+a column holds at most 2,048 values) for numeric and datetime columns and an Apache
+DataSketches frequent-items sketch for string columns. Everything in it merges: the
+profile of a table equals (within the quantile sketch's stated rank error) the merge of the
 profiles of its parts, so it is built chunk by chunk in flat memory, per partition on Dask
-or per monitoring window, and combined.
+or per monitoring window, and combined. Nothing in it is random: the same rows in the same
+order give the same Profile, byte for byte, in every process.
 
 The same object feeds schema inference, validation, drift and monitoring. Drift tests use
 only the public surface: `ColumnProfile.pmf` / `cdf` over shared split points for numeric
@@ -26,13 +28,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from datasketches import (
-    frequent_items_error_type,
-    frequent_strings_sketch,
-    kll_doubles_sketch,
-)
+from datasketches import frequent_items_error_type, frequent_strings_sketch
 
-from conveyor.data._sketches import MIN_SAMPLE, sampled_sketch, sampling_rank_error
+from conveyor.data._sketches import QuantileSketch, sampling_rank_error
 from conveyor.exceptions import DataError
 
 if TYPE_CHECKING:
@@ -55,7 +53,8 @@ CATEGORICAL_MAX_DISTINCT = 500
 CATEGORICAL_MAX_RATIO = 0.5
 
 _MAGIC = b"CVPF"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: conveyor's deterministic quantile sketch; 1 (DataSketches KLL) reads
+_READABLE_VERSIONS = (1, 2)
 _ABSENT = "\x00conveyor:absent\x00"
 
 
@@ -118,7 +117,7 @@ class ColumnProfile:
     _n: int = 0  # finite values behind the moments
     _mean: float = 0.0
     _m2: float = 0.0
-    _kll: kll_doubles_sketch | None = field(default=None, repr=False)
+    _kll: QuantileSketch | None = field(default=None, repr=False)
     _freq: frequent_strings_sketch | None = field(default=None, repr=False)
     _freq_extra_error: int = 0  # bound from values cut by FREQ_FEED_LIMIT
     _sample_error: float = 0.0  # rank error added by sampling large chunks (see _sketches)
@@ -182,12 +181,12 @@ class ColumnProfile:
     # ------------------------------------------------------------ quantiles
     @property
     def quantile_error(self) -> float:
-        """Normalized rank error of `quantiles`/`cdf`/`pmf` (99% confidence)."""
+        """Normalized rank error of `quantiles`/`cdf`/`pmf` (99% confidence; 0 when exact)."""
         if self._kll is None:
             return 0.0
         return float(self._kll.normalized_rank_error(True)) + self._sample_error
 
-    def _sketch(self) -> kll_doubles_sketch:
+    def _sketch(self) -> QuantileSketch:
         if self._kll is None or self._kll.is_empty():
             raise DataError(
                 f"Column {self.name!r} ({self.kind}) has no finite numeric values, so it "
@@ -327,19 +326,11 @@ class ColumnProfile:
         centered = values - mean
         m2 = float(np.dot(centered, centered))
         self._combine_moments(n, mean, m2)
-        if n >= 2 * MIN_SAMPLE:
-            part, sample_size = sampled_sketch(values, KLL_K)
-            self._sample_error = max(self._sample_error, sampling_rank_error(sample_size))
-            if self._kll is None:
-                self._kll = part
-            else:
-                self._kll.merge(part)
-            return
         if self._kll is None:
-            self._kll = kll_doubles_sketch(KLL_K)
-        if not values.flags.writeable or not values.flags.c_contiguous:
-            values = np.array(values, dtype=np.float64)  # the binding takes writable arrays
-        self._kll.update(values)
+            self._kll = QuantileSketch(KLL_K)
+        sample_size = self._kll.update(values)
+        if sample_size:
+            self._sample_error = max(self._sample_error, sampling_rank_error(sample_size))
 
     def _update_datetime(self, array: pa.Array, nulls: int) -> None:
         dtype = array.type
@@ -422,7 +413,7 @@ class ColumnProfile:
             self._combine_moments(other._n, other._mean, other._m2)
         if other._kll is not None:
             if self._kll is None:
-                self._kll = kll_doubles_sketch(KLL_K)
+                self._kll = QuantileSketch(KLL_K)
             self._kll.merge(other._kll)
         if other._freq is not None:
             if self._freq is None:
@@ -470,7 +461,7 @@ class ColumnProfile:
         column._n, column._mean, column._m2 = header["n"], header["mean"], header["m2"]
         column._freq_extra_error = header["freq_extra_error"]
         column._sample_error = header["sample_error"]
-        column._kll = kll_doubles_sketch.deserialize(kll) if kll else None
+        column._kll = QuantileSketch.deserialize(kll) if kll else None
         column._freq = frequent_strings_sketch.deserialize(freq) if freq else None
         return column
 
@@ -686,7 +677,7 @@ class Profile:
             meta = json.loads(data[8 : 8 + size])
         except ValueError as exc:
             raise DataError("The serialized Profile is damaged (bad header).") from exc
-        if meta.get("v") != _FORMAT_VERSION:
+        if meta.get("v") not in _READABLE_VERSIONS:
             raise DataError(
                 f"Profile format version {meta.get('v')} is not supported by this conveyor "
                 f"(it reads version {_FORMAT_VERSION}). Upgrade conveyor."

@@ -555,8 +555,27 @@ def validate(
         if not report.ok and context.save_artifact is not None:
             log_artifact("validation_report", report)
     if not report.ok:
+        _record_failure(report, context)
         raise ValidationFailedError("Validation failed: " + report.summary(), report)
     return report
+
+
+def _record_failure(report: ValidationReport, context: Any) -> None:
+    """A validation_failed event in the stores of the run (or of the project)."""
+    from conveyor.stores.defaults import default_urls
+    from conveyor.stores.metadata import events as ev
+    from conveyor.stores.metadata import open_metadata_store
+
+    run_id = context.run_id if context is not None else None
+    subject = getattr(context, "step_name", None) or "validate"
+    ev.emit(
+        open_metadata_store(default_urls()[0]).engine,
+        ev.VALIDATION_FAILED,
+        str(subject),
+        f"Validation failed: {report.summary()}"[:1000],
+        links={"run_id": run_id, "step_run_id": getattr(context, "step_run_id", None)},
+        data={"errors": len(report.errors), "warnings": len(report.warnings)},
+    )
 
 
 def _load_reference(ref: str) -> Profile:

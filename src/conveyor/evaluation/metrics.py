@@ -32,7 +32,8 @@ def _binary(name: str) -> Metric:
     table: dict[str, Metric] = {
         "roc_auc": lambda y, p, pr, c: m.roc_auc_score(y == c[1], pr[:, 1]),
         "pr_auc": lambda y, p, pr, c: m.average_precision_score(y == c[1], pr[:, 1]),
-        "log_loss": lambda y, p, pr, c: m.log_loss(y, pr, labels=c),
+        # As a function of the positive class, so it does not depend on column order.
+        "log_loss": lambda y, p, pr, c: m.log_loss(y == c[1], pr[:, 1], labels=[False, True]),
         "brier": lambda y, p, pr, c: m.brier_score_loss(y == c[1], pr[:, 1]),
         "accuracy": lambda y, p, pr, c: m.accuracy_score(y, p),
         "f1": lambda y, p, pr, c: m.f1_score(y, p, pos_label=c[1], zero_division=0),

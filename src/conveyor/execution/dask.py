@@ -61,13 +61,45 @@ def parse_memory(value: Any) -> float:
     return float(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
+# Resources of a whole distributed job rather than of one worker.
+JOB_RESOURCES = frozenset({"workers"})
+
+
 def dask_resources(resources: Mapping[str, Any] | None) -> dict[str, float]:
-    """Translate a step's resources into Dask worker resources (CPU, GPU, MEMORY, ...)."""
+    """Translate a step's resources into Dask worker resources (CPU, GPU, MEMORY, ...).
+
+    ``workers`` (the size of a distributed training job) is not a worker resource and is
+    left out; see `job_resources`.
+    """
     out: dict[str, float] = {}
     for key, value in (resources or {}).items():
+        if key in JOB_RESOURCES:
+            continue
         name = RESOURCE_NAMES.get(key, key)
         out[name] = parse_memory(value) if key == "memory" else float(value)
     return out
+
+
+def job_resources(resources: Mapping[str, Any] | None) -> tuple[int | None, dict[str, float]]:
+    """(workers, per-worker Dask resources) of a step.
+
+    With ``workers`` the other resources describe each worker of the distributed job
+    (``{"workers": 2, "gpus": 1}``: two workers with one GPU each), and the step's own
+    task, which only coordinates, asks for none. Without it, workers is None and the
+    resources are the step task's own.
+
+    Raises:
+        ConfigError: ``workers`` is not an int >= 1.
+    """
+    per_worker = dask_resources(resources)
+    count = (resources or {}).get("workers")
+    if count is None:
+        return None, per_worker
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ConfigError(
+            f"The 'workers' resource of a step must be an int >= 1. Got {count!r} instead."
+        )
+    return count, per_worker
 
 
 def _is_local_host(host: str) -> bool:
@@ -114,20 +146,51 @@ def check_artifact_store(artifact_url: str, scheduler_info: Mapping[str, Any]) -
         )
 
 
-def check_resources(needed: Mapping[str, float], scheduler_info: Mapping[str, Any]) -> None:
-    """Raise when no worker offers what a step asks for (Dask would wait forever)."""
-    if not needed:
+def workers_offering(needed: Mapping[str, float], scheduler_info: Mapping[str, Any]) -> list[str]:
+    """Addresses of the workers offering at least `needed`, in a stable order."""
+    return sorted(
+        address
+        for address, worker in scheduler_info.get("workers", {}).items()
+        if all(
+            (worker.get("resources", {}) or {}).get(name, 0) >= amount
+            for name, amount in needed.items()
+        )
+    )
+
+
+def check_resources(
+    needed: Mapping[str, float], scheduler_info: Mapping[str, Any], *, count: int = 1
+) -> None:
+    """Raise when fewer than `count` workers offer what a step asks for (Dask would wait
+    forever).
+
+    Raises:
+        ConfigError: naming what was asked, what the cluster has and how to fix it.
+    """
+    if not needed and count <= 1:
         return
-    workers = scheduler_info.get("workers", {}).values()
-    for worker in workers:
-        offered = worker.get("resources", {}) or {}
-        if all(offered.get(name, 0) >= amount for name, amount in needed.items()):
-            return
+    offering = workers_offering(needed, scheduler_info)
+    if len(offering) >= count:
+        return
     asked = ", ".join(f"{k}={v:g}" for k, v in needed.items())
+    if count <= 1:
+        raise ConfigError(
+            f"No Dask worker offers the resources a step asks for ({asked}). Start workers "
+            f'with `dask worker SCHEDULER --resources "{asked.replace(", ", ",")}"`, or lower '
+            "the step's resources."
+        )
+    total = len(scheduler_info.get("workers", {}))
+    each = f" with {asked} each" if asked else ""
+    hint = (
+        f'start workers with `dask worker SCHEDULER --resources "{asked.replace(", ", ",")}"`'
+        if asked
+        else "start more workers"
+    )
+    gpu = " This cluster has no GPU workers." if needed.get("GPU") and not offering else ""
     raise ConfigError(
-        f"No Dask worker offers the resources a step asks for ({asked}). Start workers with "
-        f'`dask worker SCHEDULER --resources "{asked.replace(", ", ",")}"`, or lower the '
-        "step's resources."
+        f"The step asks for {count} Dask workers{each}, but only {len(offering)} of the "
+        f"cluster's {total} workers offer that.{gpu} Lower the step's 'workers' resource, or "
+        f"{hint}."
     )
 
 
@@ -232,8 +295,10 @@ class DaskExecutor:
                 f"Cannot ship {getattr(args[0], 'node', fn)!r} to Dask workers: {exc}. Make "
                 "its inputs and the globals it uses picklable."
             ) from exc
-        needed = dask_resources(resources)
-        check_resources(needed, self.client.scheduler_info())
+        count, needed = job_resources(resources)
+        check_resources(needed, self.client.scheduler_info(), count=count or 1)
+        if count is not None:
+            needed = {}  # the job's workers need them; the coordinating task does not
         task = self.client.submit(fn, *args, pure=False, resources=needed or None)
         future: cf.Future[T] = cf.Future()
         name = self.name

@@ -177,6 +177,7 @@ def execute_step(payload: StepPayload) -> StepResult:
         save_artifact=save_logged,
         db_url=payload.db_url,
         artifact_url=payload.artifact_url,
+        resources=dict(getattr(getattr(payload.function, "settings", None), "resources", {})),
     )
     result = StepResult(ok=False, started_at=started, ended_at=started, pid=os.getpid())
     with capture() as buffer:

@@ -17,6 +17,7 @@ _EXPORTS: dict[str, str] = {
     "Monitor": "conveyor.monitoring.monitor",
     "MonitorReport": "conveyor.monitoring.report",
     "ChurnGenerator": "conveyor.monitoring.generator",
+    "dataset_from_predictions": "conveyor.monitoring.fresh",
 }
 
 __all__ = [
@@ -27,10 +28,12 @@ __all__ = [
     "Monitor",
     "MonitorReport",
     "compare_profiles",
+    "dataset_from_predictions",
 ]
 
 if TYPE_CHECKING:
     from conveyor.monitoring.drift import DriftOptions, DriftResult, FeatureDrift, compare_profiles
+    from conveyor.monitoring.fresh import dataset_from_predictions
     from conveyor.monitoring.generator import ChurnGenerator
     from conveyor.monitoring.monitor import Monitor
     from conveyor.monitoring.report import MonitorReport

@@ -20,10 +20,13 @@ adjusted p-value alone. Large windows must in addition show a distance above the
 with a hundred thousand rows a test finds differences nobody would retrain for, so the
 distance says whether the shift matters and the test says whether it is real.
 
-Sketch error: the KLL sketch answers ranks within ``quantile_error`` (99 %). We treat a
-sketch as a sample of at most ``(1.63 / error)^2`` values -- the size whose KS confidence
-band has the same width -- so the KS p-value never claims more precision than the sketch
-holds. Category counts are exact while a column has fewer than ~768 distinct values.
+Sketch error: the quantile sketch is exact up to 2,048 values and otherwise answers ranks
+within ``quantile_error`` (99 %). We treat a sketch as a sample of at most
+``(1.63 / error)^2`` values -- the size whose KS confidence band has the same width -- so
+the KS p-value never claims more precision than the sketch holds. Category counts are
+exact while a column has fewer than ~768 distinct values. Each feature states the bound
+(``rank_error``, 0 when exact) and the sketches are deterministic, so the same two tables
+give the same scores and verdicts in every process.
 """
 
 from __future__ import annotations
@@ -148,6 +151,10 @@ class FeatureDrift:
         n_current: Non-null values in the window.
         stats: Every statistic computed (ks, wasserstein, psi, jensenshannon, chi2).
         chart: Shared bins with reference and current fractions, for the HTML page.
+        rank_error: Bound (99 % confidence) on the sketch error behind the statistics:
+            the larger normalized rank error of the two quantile sketches for numeric
+            columns, the larger count error as a share of the values for categorical
+            ones; 0 when both sides are exact.
     """
 
     name: str
@@ -163,6 +170,7 @@ class FeatureDrift:
     n_current: int = 0
     stats: dict[str, float] = field(default_factory=dict)
     chart: dict[str, Any] = field(default_factory=dict)
+    rank_error: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -179,6 +187,7 @@ class FeatureDrift:
             "n_current": self.n_current,
             "stats": {k: _clean(v) for k, v in self.stats.items()},
             "chart": self.chart,
+            "rank_error": self.rank_error,
         }
 
 
@@ -196,6 +205,11 @@ class DriftResult:
     def drifted(self) -> list[str]:
         return [f.name for f in self.features if f.drifted]
 
+    @property
+    def rank_error(self) -> float:
+        """The largest sketch error bound behind any feature (0: every test was exact)."""
+        return max((f.rank_error for f in self.features), default=0.0)
+
     def __getitem__(self, name: str) -> FeatureDrift:
         for feature in self.features:
             if feature.name == name:
@@ -212,6 +226,7 @@ class DriftResult:
             "drift_share": self.drift_share,
             "dataset_drift": self.dataset_drift,
             "drifted": self.drifted,
+            "rank_error": self.rank_error,
             "features": [f.to_dict() for f in self.features],
             "skipped": dict(self.skipped),
             "options": self.options.to_dict(),
@@ -269,7 +284,12 @@ def _psi(p: np.ndarray, q: np.ndarray) -> float:
 def _numeric(
     name: str, ref: ColumnProfile, cur: ColumnProfile, options: DriftOptions
 ) -> FeatureDrift:
-    ranks = _floats(np.linspace(0.0, 1.0, options.grid + 1))
+    if ref.quantile_error == 0 and cur.quantile_error == 0:
+        # Both sides hold every value: compare on all of them, so KS is the exact statistic.
+        size = max(ref.finite_count, cur.finite_count, 1)
+        ranks = _floats((np.arange(size) + 0.5) / size)
+    else:
+        ranks = _floats(np.linspace(0.0, 1.0, options.grid + 1))
     points = np.unique(_arr(ref.quantiles(ranks) + cur.quantiles(ranks)))
     grid = _floats(points)
     cdf_ref = _arr(ref.cdf(grid))[:-1]
@@ -317,6 +337,7 @@ def _numeric(
         n_current=cur.finite_count,
         stats=values,
         chart=_numeric_chart(ref, cur),
+        rank_error=max(ref.quantile_error, cur.quantile_error),
     )
 
 
@@ -380,6 +401,7 @@ def _categorical(
         n_reference=ref.valid_count,
         n_current=cur.valid_count,
         stats=values,
+        rank_error=max(_count_error(ref), _count_error(cur)),
         chart={
             "type": "categorical",
             "categories": [categories[i] for i in top],
@@ -387,6 +409,10 @@ def _categorical(
             "current": [round(float(c_frac[i]), 5) for i in top],
         },
     )
+
+
+def _count_error(column: ColumnProfile) -> float:
+    return column.frequency_error / column.valid_count if column.valid_count else 0.0
 
 
 def _chi2(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from conveyor._internal.ids import new_id
+from conveyor._internal.names import check_name
 from conveyor.exceptions import ConfigError, DataError, NotFoundError, did_you_mean
 from conveyor.monitoring.drift import DriftOptions
 from conveyor.monitoring.report import PREDICTION, SCORE, MonitorReport, build_report, performance
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from conveyor.stores.metadata import MetadataStore
 
 _SEGMENT = re.compile(r"(\d{4}-\d{2}-\d{2})/(\d{6})-")
+_MONITOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 LABEL_CHUNK = 500
@@ -98,11 +100,14 @@ class Monitor:
         artifact_store: ArtifactStore | None = None,
         segment_slack: float = 900.0,
     ) -> None:
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$", name):
-            raise ConfigError(
-                f"{name!r} is not a monitor name: use letters, digits, '.', '_' and '-' "
-                "(up to 200 characters, starting with a letter or digit)."
-            )
+        check_name(
+            name,
+            _MONITOR_NAME,
+            "monitor name",
+            "Use letters, digits, '.', '_' and '-' (up to 200 characters, starting with a "
+            "letter or digit).",
+            ConfigError,
+        )
         self.name = name
         self.model = model
         self.window = parse_window(window)
@@ -489,6 +494,7 @@ class Monitor:
                             }
                         ],
                     )
+                    self._record_findings(c, report)
                 else:
                     c.execute(r.update().where(r.c.id == report.id).values(values))
         except sa.exc.IntegrityError:
@@ -501,6 +507,38 @@ class Monitor:
                 report.id = str(row.id)
                 values["report"] = report.to_dict()
                 c.execute(r.update().where(r.c.id == report.id).values(values))
+
+    def _record_findings(self, c: sa.Connection, report: MonitorReport) -> None:
+        """Events of a new window's report: the report, and its drift and quality findings."""
+        from conveyor.stores.metadata import events as ev
+
+        links = {
+            "report_id": report.id,
+            "model_version": f"{report.model_name}/{report.model_version}",
+        }
+        ev.record_event(
+            c, ev.MONITOR_REPORT, self.name, f"{self.name}: {report.summary()}", links=links
+        )
+        if report.drift.drifted:
+            ev.record_event(
+                c,
+                ev.DRIFT,
+                self.name,
+                f"{self.name}: drift in {', '.join(report.drift.drifted[:10])}"
+                + (" (dataset drift)" if report.dataset_drift else ""),
+                links=links,
+                data={"drifted": list(report.drift.drifted), "share": report.drift_share},
+            )
+        errors = [q for q in report.quality if q.get("severity") == "error"]
+        if errors:
+            ev.record_event(
+                c,
+                ev.QUALITY,
+                self.name,
+                f"{self.name}: {len(errors)} data-quality error(s): {errors[0].get('message')}",
+                links=links,
+                data={"issues": errors[:20]},
+            )
 
     # ------------------------------------------------------------------ reports
     def reports(self, *, limit: int = 20) -> list[MonitorReport]:

@@ -166,6 +166,7 @@ def _feature(data: Mapping[str, Any]) -> FeatureDrift:
         n_current=data.get("n_current", 0),
         stats={k: num(v) for k, v in data.get("stats", {}).items()},
         chart=dict(data.get("chart", {})),
+        rank_error=float(data.get("rank_error", 0.0)),
     )
 
 

@@ -6,10 +6,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from conveyor._internal import names as _names
 from conveyor.exceptions import ModelError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
-ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+# Matched whole (fullmatch): "production\n" is not "production".
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+ALIAS_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 
 
 # ---------------------------------------------------------------------------- values
@@ -113,7 +115,13 @@ class ModelRef:
         Raises:
             ModelError: the reference is malformed (says which forms are accepted).
         """
-        text = ref.strip()
+        if not isinstance(ref, str) or (problem := _names.name_problem(ref)) is not None:
+            problem = "it is not a string" if not isinstance(ref, str) else problem
+            raise ModelError(
+                f"{ref!r} is not a model reference: {problem}. Use name@alias, "
+                "name/VERSION or name."
+            )
+        text = ref
         if "@" in text:
             name, _, alias = text.partition("@")
             return cls(check_name(name), alias=check_alias(alias))
@@ -137,19 +145,23 @@ class ModelRef:
 
 def check_name(name: str) -> str:
     """Raises: ModelError: the model name has characters outside [A-Za-z0-9_.-]."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ModelError(
-            f"Invalid model name {name!r}. A model name is 1-200 characters of letters, "
-            "digits, '_', '.' and '-', starting with a letter or digit (e.g. 'churn')."
-        )
-    return name
+    return _names.check_name(
+        name,
+        NAME_RE,
+        "model name",
+        "A model name is 1-200 characters of letters, digits, '_', '.' and '-', starting "
+        "with a letter or digit (e.g. 'churn').",
+        ModelError,
+    )
 
 
 def check_alias(alias: str) -> str:
     """Raises: ModelError: the alias has illegal characters (the rule is in the message)."""
-    if not isinstance(alias, str) or not ALIAS_RE.match(alias):
-        raise ModelError(
-            f"Invalid alias {alias!r}. An alias is 1-64 characters of lowercase letters, "
-            "digits, '_' and '-', starting with a letter (e.g. 'production', 'challenger')."
-        )
-    return alias
+    return _names.check_name(
+        alias,
+        ALIAS_RE,
+        "alias",
+        "An alias is 1-64 characters of lowercase letters, digits, '_' and '-', starting "
+        "with a letter (e.g. 'production', 'challenger').",
+        ModelError,
+    )

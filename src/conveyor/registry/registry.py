@@ -457,9 +457,10 @@ class Registry:
 
         Raises:
             NotFoundError: no such model or alias.
-            ModelError: the alias has had only one holder.
+            ModelError: an invalid name or alias, or the alias has had only one holder.
         """
         check_alias(alias)
+        check_name(name)
         who = _actor(actor)
         run_id, _ = _run_link()
         with self.engine.begin() as c:

@@ -268,6 +268,8 @@ class _Shipped:
     name: str
     version: str
     unseen: Unseen
+    # The names the parent verified when it loaded the model (its registry row's list).
+    trusted: tuple[str, ...] = ()
 
     def load(self) -> tuple[Servable, Validator]:
         entry = _LOADED.get(self.key)
@@ -276,7 +278,7 @@ class _Shipped:
             from conveyor.training.model import Model
 
             servable = servable_from_model(
-                Model.from_bytes(self.model_bytes), self.name, self.version
+                Model.from_bytes(self.model_bytes, trusted=self.trusted), self.name, self.version
             )
             entry = (servable, servable.validator(self.unseen))
             _LOADED.clear()
@@ -570,7 +572,13 @@ def _scorer(
             "to the workers); this servable has none."
         )
     data = servable.model.to_bytes()
+    trusted = getattr(servable.model, "trusted_types", None)
     shipped = _Shipped(
-        hashlib.sha256(data).hexdigest(), data, servable.name, servable.version, unseen
+        hashlib.sha256(data).hexdigest(),
+        data,
+        servable.name,
+        servable.version,
+        unseen,
+        tuple(trusted()) if callable(trusted) else (),
     )
     return lambda batch, offset: pool.submit(_score_shipped, shipped, id_column, batch, offset)

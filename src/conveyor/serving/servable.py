@@ -249,7 +249,27 @@ class RegistrySource:
             metadata=registry.metadata_store,
             trusted=self.trusted | set(found.trusted_types),
         )
-        return servable_from_model(model, self.name, version)
+        servable = servable_from_model(model, self.name, version)
+        _record_loaded(registry, self.ref, self.name, version)
+        return servable
+
+
+def _record_loaded(registry: Registry, ref: str, name: str, version: str) -> None:
+    """A server_loaded event: which process now answers `ref` with which version."""
+    import os
+    import socket
+
+    from conveyor.stores.metadata import events as ev
+
+    where = f"{socket.gethostname()}:{os.getpid()}"
+    ev.emit(
+        registry.metadata_store.engine,
+        ev.SERVER_LOADED,
+        ref,
+        f"{where} loaded {name}/{version} for {ref}",
+        links={"model_version": f"{name}/{version}"},
+        data={"host": socket.gethostname(), "pid": os.getpid()},
+    )
 
 
 if TYPE_CHECKING:

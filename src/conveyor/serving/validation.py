@@ -105,64 +105,104 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-# A check returns None when the value is fine, else (problem, expectation).
-Check = Callable[[Any], "tuple[str, str] | None"]
+class _Bad(Exception):
+    """A value a column refuses: the problem kind and what was expected."""
+
+    def __init__(self, problem: str, expected: str) -> None:
+        self.problem = problem
+        self.expected = expected
+
+
+# A check returns the value coerced to its column's type (what the model and the prediction
+# log receive), or raises `_Bad`.
+Check = Callable[[Any], Any]
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_INT_EXPECTED = f"an integer between {INT64_MIN} and {INT64_MAX}"
+# pandas' nanosecond timestamps cover 1677-09-21 to 2262-04-11; whole years inside that.
+_FIRST_YEAR, _LAST_YEAR = 1678, 2261
+_DATETIME_EXPECTED = f"an ISO 8601 date-time string between the years {_FIRST_YEAR} and {_LAST_YEAR}"
 
 
 def _check_for(rule: ColumnRule, unseen: Unseen) -> Check:
     kind = rule.dtype
     if kind == "float":
 
-        def check(v: Any) -> tuple[str, str] | None:
+        def check(v: Any) -> Any:
             t = type(v)
             if t is float:
-                return None if math.isfinite(v) else ("null", "a finite number")
-            if t is int:
-                return None
-            return ("wrong_type", "a number")
+                if math.isfinite(v):
+                    return v
+            elif t is int:
+                try:
+                    return float(v)
+                except OverflowError:
+                    pass
+            else:
+                raise _Bad("wrong_type", "a number")
+            raise _Bad("wrong_type", "a finite number")
 
     elif kind == "int":
 
-        def check(v: Any) -> tuple[str, str] | None:
+        def check(v: Any) -> Any:
             t = type(v)
-            if t is int or (t is float and v.is_integer()):
-                return None
-            return ("wrong_type", "an integer")
+            if t is int:
+                if INT64_MIN <= v <= INT64_MAX:
+                    return v
+            elif t is float and v.is_integer():
+                if INT64_MIN <= v < 2.0**63:
+                    return int(v)
+            elif t is not float:
+                raise _Bad("wrong_type", "an integer")
+            raise _Bad("wrong_type", _INT_EXPECTED)
 
     elif kind == "bool":
 
-        def check(v: Any) -> tuple[str, str] | None:
-            return None if type(v) is bool else ("wrong_type", "true or false")
+        def check(v: Any) -> Any:
+            if type(v) is bool:
+                return v
+            raise _Bad("wrong_type", "true or false")
 
     elif kind == "datetime":
 
-        def check(v: Any) -> tuple[str, str] | None:
+        def check(v: Any) -> Any:
             if type(v) is str:
                 try:
-                    dt.datetime.fromisoformat(v)
+                    parsed = dt.datetime.fromisoformat(v)
                 except ValueError:
-                    return ("wrong_type", "an ISO 8601 date-time string")
-                return None
-            return ("wrong_type", "an ISO 8601 date-time string")
+                    parsed = None
+                if parsed is not None and _FIRST_YEAR <= parsed.year <= _LAST_YEAR:
+                    if parsed.tzinfo is not None:
+                        # One time line for the whole column: UTC, as the model input.
+                        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+                    return parsed
+            raise _Bad("wrong_type", _DATETIME_EXPECTED)
 
     elif kind == "str" and not rule.categories:
 
-        def check(v: Any) -> tuple[str, str] | None:
-            return None if type(v) is str else ("wrong_type", "a string")
+        def check(v: Any) -> Any:
+            if type(v) is str:
+                return v
+            raise _Bad("wrong_type", "a string")
 
-    else:  # category, or a str column with a known domain
+    else:  # category, or a str column with a known domain (held as strings)
         cats = rule.categories or frozenset()
         strict = kind == "str"
         shown = ", ".join(sorted(map(repr, cats))[:10]) + (", ..." if len(cats) > 10 else "")
 
-        def check(v: Any) -> tuple[str, str] | None:
-            if type(v) is not str and (strict or type(v) not in (int, bool, float)):
-                return ("wrong_type", "a string")
-            if v in cats or str(v) in cats:
-                return None
-            if unseen == "pass":
-                return None
-            return ("unseen_category", f"one of the training categories ({shown})")
+        def check(v: Any) -> Any:
+            t = type(v)
+            if t is str:
+                text = v
+            elif strict or t not in (int, bool, float):
+                raise _Bad("wrong_type", "a string")
+            else:
+                # A code sent as a number (2 for the category "2") becomes its text, so the
+                # column holds one type all the way to the model and the log.
+                text = str(v)
+            if text in cats or unseen == "pass":
+                return text
+            raise _Bad("unseen_category", f"one of the training categories ({shown})")
 
     return check
 
@@ -172,23 +212,36 @@ _NONE = type(None)
 _COLUMNWISE_FROM = 16
 
 
-def _column_ok(values: list[Any], nullable: bool, dtype: str, check: Check) -> bool:
-    """Whether every value of a column passes, decided with type sets where possible."""
+def _column(values: list[Any], nullable: bool, dtype: str, check: Check) -> list[Any] | None:
+    """The column's values coerced to its type, or None when any value is refused.
+
+    Decided with type sets where the values need no conversion (the common case)."""
     kinds = set(map(type, values))
+    present = values
     if _NONE in kinds:
         if not nullable:
-            return False
+            return None
         kinds.discard(_NONE)
-        values = [v for v in values if v is not None]
-    if dtype == "float":
-        return kinds <= {float, int} and all(map(math.isfinite, values))
-    if dtype == "int" and kinds <= {int}:
-        return True
-    if dtype == "bool":
-        return kinds <= {bool}
+        present = [v for v in values if v is not None]
     if object in kinds:  # a missing column
-        return False
-    return all(check(v) is None for v in values)
+        return None
+    if dtype == "float" and kinds <= {float, int}:
+        try:
+            if all(map(math.isfinite, present)):
+                return values
+        except OverflowError:  # an int beyond the float range
+            return None
+        return None
+    if dtype == "int" and kinds <= {int}:
+        if not present or (min(present) >= INT64_MIN and max(present) <= INT64_MAX):
+            return values
+        return None
+    if dtype == "bool":
+        return values if kinds <= {bool} else None
+    try:
+        return [None if v is None else check(v) for v in values]
+    except _Bad:
+        return None
 
 
 class Validator:
@@ -245,10 +298,12 @@ class Validator:
             # below finds the first offending record so the error names it.
             fast: dict[str, list[Any]] = {}
             for name, nullable, check, dtype in self._checks:
-                values = [r.get(name, _MISSING) for r in records]
-                if not _column_ok(values, nullable, dtype, check):
+                coerced = _column(
+                    [r.get(name, _MISSING) for r in records], nullable, dtype, check
+                )
+                if coerced is None:
                     break
-                fast[name] = values
+                fast[name] = coerced
             else:
                 return fast, len(records)
         columns: dict[str, list[Any]] = {name: [] for name in self.names}
@@ -273,9 +328,12 @@ class Validator:
                         field=f"records[{i}].{name}",
                     )
                 else:
-                    bad = check(value)
-                    if bad is not None:
-                        raise self._fail(f"records[{i}].{name}", name, value, *bad)
+                    try:
+                        value = check(value)
+                    except _Bad as bad:
+                        raise self._fail(
+                            f"records[{i}].{name}", name, value, bad.problem, bad.expected
+                        ) from None
                 columns[name].append(value)
         return columns, len(records)
 
@@ -294,7 +352,7 @@ class Validator:
             )
         n = -1
         out: dict[str, list[Any]] = {}
-        for name, nullable, check, _ in self._checks:
+        for name, nullable, check, dtype in self._checks:
             values = data.get(name, _MISSING)
             if values is _MISSING:
                 raise RequestError(
@@ -319,15 +377,24 @@ class Validator:
                     problem="bad_shape",
                     field=f"{where}.{name}",
                 )
-            for i, value in enumerate(values):
-                if value is None:
-                    if not nullable:
-                        raise self._fail(f"{where}.{name}[{i}]", name, value, "null", "")
-                    continue
-                bad = check(value)
-                if bad is not None:
-                    raise self._fail(f"{where}.{name}[{i}]", name, value, *bad)
-            out[name] = values
+            coerced = _column(values, nullable, dtype, check)
+            if coerced is None:
+                # Find the first offending value, so the error names it.
+                for i, value in enumerate(values):
+                    if value is None:
+                        if not nullable:
+                            raise self._fail(f"{where}.{name}[{i}]", name, value, "null", "")
+                        continue
+                    try:
+                        check(value)
+                    except _Bad as bad:
+                        raise self._fail(
+                            f"{where}.{name}[{i}]", name, value, bad.problem, bad.expected
+                        ) from None
+                raise RequestError(  # pragma: no cover - the loop above names the value
+                    422, f"{where}.{name} holds a refused value.", field=f"{where}.{name}"
+                )
+            out[name] = coerced
         if n <= 0:
             raise RequestError(422, f"'{where}' holds no rows.", problem="bad_shape", field=where)
         return out, n

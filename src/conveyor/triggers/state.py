@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from conveyor._internal.ids import new_id
 from conveyor.stores.metadata import tables as t
 from conveyor.stores.metadata import tables_monitoring as tm
+from conveyor.stores.metadata.events import TRIGGER_FIRED, TRIGGER_SUPPRESSED, record_event
 from conveyor.triggers.specs import Occurrence, Trigger
 
 FIRED = "fired"
@@ -128,11 +129,27 @@ def claim(
             ).rowcount
             if fired:
                 c.execute(e.insert(), [{**row, "status": FIRED}])
+                record_event(
+                    c,
+                    TRIGGER_FIRED,
+                    pipeline,
+                    f"{trigger.kind} trigger of {pipeline} fired: {occurrence.reason}",
+                    links={"trigger_event": event_id, "report_id": occurrence.report_id},
+                    data={"kind": trigger.kind, "details": dict(occurrence.details)},
+                )
                 return Decision(FIRED, event_id, occurrence.reason)
             last = c.execute(sa.select(s.c.last_fired_at).where(s.c.key == key)).scalar()
             wait = 0.0 if last is None else last + trigger.cooldown - now
             reason = f"{occurrence.reason}; suppressed: cooldown, {wait:.0f} s left"
             c.execute(e.insert(), [{**row, "status": SUPPRESSED, "reason": reason}])
+            record_event(
+                c,
+                TRIGGER_SUPPRESSED,
+                pipeline,
+                f"{trigger.kind} trigger of {pipeline} suppressed: {reason}",
+                links={"trigger_event": event_id, "report_id": occurrence.report_id},
+                data={"kind": trigger.kind},
+            )
             c.execute(s.update().where(s.c.key == key).values(cursor=cursor, updated_at=now))
             return Decision(SUPPRESSED, event_id, reason)
     except sa.exc.IntegrityError:

@@ -80,17 +80,23 @@ def test_sklearn_pipeline_through_skops_predicts_identically() -> None:
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
 
+def _halve(X: Any) -> Any:
+    return X / 2
+
+
 def test_skops_artifact_with_unrecorded_types_is_refused() -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
     registry = default_registry()
     x, y = load_iris(return_X_y=True)
-    model = RandomForestClassifier(n_estimators=2, random_state=0).fit(x, y)
-    materializer, data, summary = registry.dump(model)
-    summary = {**summary, "skops_trusted": []}
-    from skops.io import get_untrusted_types
-
-    if get_untrusted_types(data=data):
-        with pytest.raises(MaterializerError, match="Refusing to load"):
-            registry.by_name(materializer.name).load(data, summary)
+    model = make_pipeline(FunctionTransformer(_halve), RandomForestClassifier(n_estimators=2))
+    materializer, data, summary = registry.dump(model.fit(x, y))
+    assert f"{__name__}._halve" in summary["skops_trusted"]
+    loaded = registry.by_name(materializer.name).load(data, summary)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    with pytest.raises(MaterializerError, match="Refusing to load"):
+        registry.by_name(materializer.name).load(data, {**summary, "skops_trusted": []})
 
 
 class Opaque:

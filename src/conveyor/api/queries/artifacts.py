@@ -195,7 +195,10 @@ def get_artifact(db: MetadataStore, artifact_id: str, *, max_uses: int = 200) ->
         ).all()
     as_uses = [
         ArtifactUse(
-            step_run_id=u.step_run_id, run_id=u.run_id, step=u.step, direction=u.direction,
+            step_run_id=u.step_run_id,
+            run_id=u.run_id,
+            step=u.step,
+            direction=u.direction,
             name=u.name,
         )
         for u in uses

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +75,6 @@ class DatasetVersionDetail:
     reports: tuple[ValidationReportSummary, ...]
 
 
-
 VALIDATION_REPORT_TYPE = "conveyor.data.validate.ValidationReport"
 MAX_READERS = 200
 
@@ -141,7 +140,8 @@ def _dataset_row(c: sa.Connection, name: str) -> Any:
     if row is None:
         names = list(c.execute(sa.select(td.datasets.c.name).limit(1000)).scalars())
         raise NotFoundError(
-            f"No dataset named {name!r}." + did_you_mean(name, names)
+            f"No dataset named {name!r}."
+            + did_you_mean(name, names)
             + " List datasets with `conveyor datasets list`."
         )
     return row
@@ -206,9 +206,7 @@ def _version_row(c: sa.Connection, name: str, version: int | None) -> tuple[Any,
     row = c.execute(query).first()
     if row is None:
         what = "no versions" if version is None else f"no version {version}"
-        raise NotFoundError(
-            f"Dataset {name!r} has {what}. See `conveyor datasets show {name}`."
-        )
+        raise NotFoundError(f"Dataset {name!r} has {what}. See `conveyor datasets show {name}`.")
     return dataset, row
 
 
@@ -234,7 +232,7 @@ def get_dataset_version(
             ).scalars()
         )
         runs = [*([row.run_id] if row.run_id else []), *readers]
-        reports = []
+        reports: Sequence[Any] = []
         if runs:
             reports = c.execute(
                 sa.select(a.c.id, a.c.run_id, a.c.step_run_id, a.c.created_at, a.c.summary)
@@ -261,7 +259,9 @@ def get_dataset_version(
     )
 
 
-def _profile(db: MetadataStore, artifacts: ArtifactStore, name: str, version: int | None) -> Profile:
+def _profile(
+    db: MetadataStore, artifacts: ArtifactStore, name: str, version: int | None
+) -> Profile:
     from conveyor.data.profile import Profile
 
     with db.engine.connect() as c:
@@ -314,7 +314,9 @@ def validation_report(
         raise NotFoundError(f"No validation report with artifact id {artifact_id!r}.")
     # The stored form is JSON; the embedded sketches are dropped, not decoded.
     payload = json.loads(artifacts.get(row.content_hash))
-    out = {k: payload.get(k) for k in ("ok", "row_count", "errors", "warnings", "anomalies", "drift")}
+    out = {
+        k: payload.get(k) for k in ("ok", "row_count", "errors", "warnings", "anomalies", "drift")
+    }
     out["schema"] = payload.get("schema")
     out["artifact_id"] = row.id
     out["run_id"] = row.run_id

@@ -101,7 +101,8 @@ def _model_row(c: sa.Connection, name: str) -> Any:
     if row is None:
         names = list(c.execute(sa.select(r.models.c.name).limit(1000)).scalars())
         raise NotFoundError(
-            f"No model named {name!r}." + did_you_mean(name, names)
+            f"No model named {name!r}."
+            + did_you_mean(name, names)
             + " List models with `conveyor models list`."
         )
     return row
@@ -267,8 +268,7 @@ def get_model_version(db: MetadataStore, name: str, version: int | str) -> Model
         row = c.execute(sa.select(v).where(v.c.model_id == model.id, v.c.version == number)).first()
         if row is None:
             raise NotFoundError(
-                f"Model {name!r} has no version {number}. Its latest is "
-                f"{model.latest_version}."
+                f"Model {name!r} has no version {number}. Its latest is {model.latest_version}."
             )
     return ModelVersionDetail(
         version=_version_summary(name, row, aliases),

@@ -132,7 +132,8 @@ def _monitor_row(c: sa.Connection, name: str) -> Any:
     if row is None:
         names = list(c.execute(sa.select(tm.monitors.c.name).limit(1000)).scalars())
         raise NotFoundError(
-            f"No monitor named {name!r}." + did_you_mean(name, names)
+            f"No monitor named {name!r}."
+            + did_you_mean(name, names)
             + " Monitors are created by `conveyor monitor run`."
         )
     return row
@@ -204,9 +205,7 @@ def get_monitor(db: MetadataStore, name: str) -> MonitorSummary:
     rep = tm.monitor_reports
     with db.engine.connect() as c:
         row = _monitor_row(c, name)
-        count = c.execute(
-            sa.select(sa.func.count()).where(rep.c.monitor_id == row.id)
-        ).scalar_one()
+        count = c.execute(sa.select(sa.func.count()).where(rep.c.monitor_id == row.id)).scalar_one()
         newest = c.execute(
             sa.select(*_REPORT_COLUMNS)
             .where(rep.c.monitor_id == row.id)
@@ -260,9 +259,7 @@ def list_reports(
             after=after,
             limit=limit,
         )
-    return Page(
-        tuple(_report_summary(row, name) for row in rows), next_cursor, prev_cursor, limit
-    )
+    return Page(tuple(_report_summary(row, name) for row in rows), next_cursor, prev_cursor, limit)
 
 
 def get_report(db: MetadataStore, report_id: str) -> ReportDetail:
@@ -319,8 +316,13 @@ def monitor_series(
         monitor = _monitor_row(c, name)
         query = (
             sa.select(
-                rep.c.id, rep.c.window_end, rep.c.model_version, rep.c.drift_share,
-                rep.c.metrics, rep.c.rows, rep.c.report,
+                rep.c.id,
+                rep.c.window_end,
+                rep.c.model_version,
+                rep.c.drift_share,
+                rep.c.metrics,
+                rep.c.rows,
+                rep.c.report,
             )
             .where(rep.c.monitor_id == monitor.id)
             .order_by(rep.c.window_end.desc(), rep.c.id.desc())

@@ -450,7 +450,9 @@ def pipelines(db: MetadataStore) -> tuple[str, ...]:
         )
 
 
-def metric_keys(db: MetadataStore, *, pipeline: str | None = None, recent: int = 200) -> tuple[str, ...]:
+def metric_keys(
+    db: MetadataStore, *, pipeline: str | None = None, recent: int = 200
+) -> tuple[str, ...]:
     """Metric keys logged by the `recent` newest runs (of `pipeline`), sorted."""
     newest = sa.select(t.runs.c.id).order_by(t.runs.c.created_at.desc()).limit(recent)
     if pipeline:
@@ -634,9 +636,7 @@ def get_step_run(db: MetadataStore, step_run_id: str) -> StepRunDetail:
     s = t.step_runs
     with db.engine.connect() as c:
         row = c.execute(
-            sa.select(
-                *_STEP_COLUMNS, s.c.params, s.c.traceback, s.c.host, t.runs.c.pipeline
-            )
+            sa.select(*_STEP_COLUMNS, s.c.params, s.c.traceback, s.c.host, t.runs.c.pipeline)
             .join(t.runs, t.runs.c.id == s.c.run_id)
             .where(s.c.id == step_run_id)
         ).first()
@@ -742,9 +742,7 @@ def compare_runs(db: MetadataStore, run_ids: Sequence[str]) -> RunComparison:
         raise QueryError(f"Compare needs 1..{MAX_COMPARE} run ids. Got {len(ids)}.")
     s = t.step_runs
     with db.engine.connect() as c:
-        rows = {
-            r.id: r for r in c.execute(sa.select(*_RUN_COLUMNS).where(t.runs.c.id.in_(ids)))
-        }
+        rows = {r.id: r for r in c.execute(sa.select(*_RUN_COLUMNS).where(t.runs.c.id.in_(ids)))}
         if len(rows) < len(ids):
             ids = [_resolve_run_id(c, i) for i in ids]
             rows = {

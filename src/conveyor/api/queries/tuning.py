@@ -81,7 +81,9 @@ def _study_row(c: sa.Connection, name: str) -> Any:
     return row
 
 
-def _stats(c: sa.Connection, ids: list[str]) -> dict[str, tuple[int, int, float | None, float | None]]:
+def _stats(
+    c: sa.Connection, ids: list[str]
+) -> dict[str, tuple[int, int, float | None, float | None]]:
     tr = r.tuning_trials
     if not ids:
         return {}

@@ -37,6 +37,9 @@ dataset_versions = sa.Table(
     sa.Column("profile_hash", sa.String(64), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("run_id", ID),
+    # How conveyor made this version, when it did (e.g. from a monitor's prediction log
+    # joined with labels: the monitor, its windows and their reports). Migration 0007.
+    sa.Column("origin", sa.JSON),
     sa.UniqueConstraint("dataset_id", "version", name="uq_dataset_versions_version"),
     sa.Index("ix_dataset_versions_fingerprint", "dataset_id", "fingerprint"),
 )

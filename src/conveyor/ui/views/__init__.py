@@ -20,7 +20,8 @@ def register_pages(app: FastAPI, settings: Settings, auth: AuthConfig) -> None:
     from conveyor.ui.views import datasets, lineage, models, monitoring, runs, tuning
     from conveyor.ui.views._base import UI
 
-    ui = UI(settings, auth)
+    stores = app.state.stores
+    ui = UI(settings, auth, _store=stores.metadata, _artifacts=stores.artifacts)
     app.state.ui = ui
     router = APIRouter(dependencies=[Depends(require_viewer)], include_in_schema=False)
 

@@ -121,10 +121,11 @@ class UI:
         if self._env is None:
             import jinja2
 
+            _TestableUndefined = _undefined_class()
             env = jinja2.Environment(
                 loader=jinja2.PackageLoader("conveyor.ui", "templates"),
                 autoescape=True,
-                undefined=jinja2.StrictUndefined,
+                undefined=_TestableUndefined,
                 trim_blocks=True,
                 lstrip_blocks=True,
             )
@@ -158,7 +159,7 @@ class UI:
             title=title,
             section=section,
             page=template.removesuffix(".html"),
-            viewer=viewer,
+            viewer=viewer or getattr(request.state, "principal", None),
             request_url=str(request.url.path)
             + (f"?{request.url.query}" if request.url.query else ""),
             flashes=flashes,
@@ -166,6 +167,33 @@ class UI:
             **context,
         )
         return HTMLResponse(body, status_code=status_code)
+
+    def is_admin(self, request: Request) -> bool:
+        """Whether the caller may promote and roll back (the page shows the forms)."""
+        from conveyor.api.auth import current_principal
+
+        return current_principal(request).is_admin
+
+    def csrf_token(self, request: Request) -> str:
+        """The CSRF token the caller's forms must send back."""
+        from conveyor.api.auth import csrf_token
+
+        return csrf_token(request)
+
+    def actor(self, request: Request) -> str:
+        """The name an admin action is recorded under (the token's name or local user).
+
+        Raises:
+            HTTPException: 403 when the caller is not an admin.
+        """
+        from fastapi import HTTPException
+
+        from conveyor.api.auth import current_principal
+
+        principal = current_principal(request)
+        if not principal.is_admin:
+            raise HTTPException(status_code=403, detail="This action needs an admin token.")
+        return principal.name
 
     def error(self, request: Request, status_code: int, message: str) -> HTMLResponse:
         """An error page; the message says what was wrong and how to fix it."""
@@ -178,6 +206,19 @@ class UI:
             status_code=status_code,
             message=message,
         )
+
+
+def _undefined_class() -> type:
+    import jinja2
+
+    class TestableUndefined(jinja2.StrictUndefined):
+        """Strict when printed or iterated (a typo fails loudly in tests), but false in an
+        ``{% if %}``, so templates can test optional keys of stored JSON documents."""
+
+        def __bool__(self) -> bool:
+            return False
+
+    return TestableUndefined
 
 
 def markup(svg: str) -> Any:
