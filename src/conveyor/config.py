@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from conveyor._internal.urls import redact_text, redact_url
 from conveyor.exceptions import ConfigError, did_you_mean
 
 CONFIG_FILE = "conveyor.toml"
@@ -52,9 +53,52 @@ class Settings:
     cache: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        # Settings end up in logs and tracebacks: never with the database password.
+        return (
+            f"Settings(root={str(self.root)!r}, db_url={redact_url(self.db_url)!r}, "
+            f"artifact_url={redact_url(self.artifact_url)!r}, executor={self.executor!r}, "
+            f"max_workers={self.max_workers!r}, cache={self.cache!r})"
+        )
+
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-None fields replaced."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _describe(value: Any) -> str:
+    """A short, password-free rendering of a configuration value for a message."""
+    text = redact_text(repr(value))
+    return f"{text[:77]}..." if len(text) > 80 else text
+
+
+def _checked(key: str, value: Any, where: str) -> Any:
+    """`value` when it has the type setting `key` needs (a bool is not an int here)."""
+    expected = _KEYS[key]
+    if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
+        return value
+    article = "an" if expected is int else "a"
+    raise ConfigError(
+        f"The {key!r} key {where} must be {article} {expected.__name__}. Got "
+        f"{_describe(value)} ({type(value).__name__}) instead."
+    )
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8, as TOML requires."
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -82,11 +126,13 @@ def load_settings(
     extra: dict[str, Any] = {}
     path = root / CONFIG_FILE
     if path.is_file():
-        try:
-            document = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+        document = _read_document(path)
         section = document.get("conveyor", {})
+        if not isinstance(section, dict):
+            raise ConfigError(
+                f"The 'conveyor' key of {path} must be a table: a [conveyor] line with "
+                f"key = value lines below it. Got {_describe(section)} instead."
+            )
         for key, value in section.items():
             if key not in _KEYS:
                 raise ConfigError(
@@ -96,19 +142,15 @@ def load_settings(
                     + ", ".join(_KEYS)
                     + "."
                 )
-            if not isinstance(value, _KEYS[key]):
-                raise ConfigError(
-                    f"The {key!r} key in {path} must be "
-                    f"{'an' if _KEYS[key] is int else 'a'} {_KEYS[key].__name__}. "
-                    f"Got {value!r} instead."
-                )
-            values[key] = value
+            values[key] = _checked(key, value, f"in {path}")
         extra = {k: v for k, v in document.items() if k != "conveyor"}
     for key in ("db_url", "artifact_url", "executor"):
         env_value = env.get(f"CONVEYOR_{key.upper()}")
         if env_value:
             values[key] = env_value
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = _checked(key, value, "given to load_settings") if key in _KEYS else value
     state = root / ".conveyor"
     db_url = values.pop("db_url", None) or f"sqlite:///{state / 'conveyor.db'}"
     artifact_url = values.pop("artifact_url", None) or str(state / "artifacts")

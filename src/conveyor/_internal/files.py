@@ -79,9 +79,7 @@ def write_atomic(
     Raises:
         OSError: the write failed; no temporary file is left and `target` is untouched.
     """
-    tmp = (
-        Path(tmp_dir) / f"{uuid.uuid4().hex}.part" if tmp_dir is not None else temp_name(target)
-    )
+    tmp = Path(tmp_dir) / f"{uuid.uuid4().hex}.part" if tmp_dir is not None else temp_name(target)
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)

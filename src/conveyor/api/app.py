@@ -10,7 +10,7 @@ shapes in ``/api/v1/openapi.json`` and ``/api/v1/docs``. Errors are JSON:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from conveyor._internal.lazy import require
@@ -61,7 +61,7 @@ def returns(model: Any) -> Callable[[F], F]:
     return mark
 
 
-def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+def _openapi(app: FastAPI, routers: Sequence[Any]) -> Callable[[], dict[str, Any]]:
     def build() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
@@ -74,14 +74,15 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
         )
         components = document.setdefault("components", {}).setdefault("schemas", {})
         template = "#/components/schemas/{model}"
-        for route in app.routes:
-            model = getattr(getattr(route, "endpoint", None), "__conveyor_returns__", None)
-            if model is None or not isinstance(route, APIRoute):
+        routes = [r for router in routers for r in router.routes if isinstance(r, APIRoute)]
+        for route in routes:
+            model = getattr(route.endpoint, "__conveyor_returns__", None)
+            if model is None:
                 continue
             schema = TypeAdapter(model).json_schema(ref_template=template, mode="serialization")
             components.update(schema.pop("$defs", {}))
-            for method in route.methods:
-                operation = document["paths"][route.path_format][method.lower()]
+            for method in route.methods or ():
+                operation = document["paths"][API_PREFIX + route.path_format][method.lower()]
                 content = operation.setdefault("responses", {}).setdefault("200", {})
                 content["content"] = {"application/json": {"schema": schema}}
         app.openapi_schema = document
@@ -178,7 +179,8 @@ def create_api_app(settings: Settings, auth: AuthConfig) -> FastAPI:
     for module in (_routes_runs, _routes_data, _routes_models):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(_login.router)
-    app.openapi = _openapi(app)  # type: ignore[method-assign]
+    routers = [m.router for m in (_routes_runs, _routes_data, _routes_models)]
+    app.openapi = _openapi(app, routers)  # type: ignore[method-assign]
     return app
 
 

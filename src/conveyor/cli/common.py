@@ -44,6 +44,9 @@ def settings(ctx: typer.Context) -> Settings:
     root = ctx.find_root()
     cached = root.meta.get("conveyor.settings")
     if cached is None:
+        from conveyor.cli.remote import refuse_local
+
+        refuse_local(ctx)
         from conveyor.config import load_settings
 
         options = root.meta.get("conveyor.options", {})
@@ -98,10 +101,17 @@ def errors_to_exit() -> Iterator[None]:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print an error to stderr and exit with a non-zero code."""
+    """Print an error to stderr and exit with a non-zero code.
+
+    Passwords in URLs inside the message are masked, whoever wrote the message.
+    """
     from rich.markup import escape
 
-    err_console().print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    from conveyor._internal.urls import redact_text
+
+    err_console().print(
+        f"[bold red]error:[/] {escape(redact_text(message))}", highlight=False, soft_wrap=True
+    )
     raise typer.Exit(code)
 
 

@@ -9,6 +9,7 @@ import typer
 
 from conveyor.cli import (
     artifacts,
+    cards,
     common,
     data,
     models,
@@ -21,6 +22,7 @@ from conveyor.cli import events as events_cli
 from conveyor.cli import runs as runs_cli
 from conveyor.cli import triggers as triggers_cli
 from conveyor.cli import tune as tune_cli
+from conveyor.cli import ui as ui_cli
 
 app = typer.Typer(
     name="conveyor",
@@ -50,17 +52,31 @@ def root(
         Optional[str],  # noqa: UP045
         typer.Option("--artifact-url", help="Artifact store path or fsspec URL."),
     ] = None,
+    server: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--server",
+            help="A conveyor server URL (`conveyor ui`): runs list/show and models list go "
+            "through its API, with the token in CONVEYOR_TOKEN or --server-token-file.",
+        ),
+    ] = None,
+    server_token_file: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--server-token-file", help="File holding the token for --server."),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
 ) -> None:
     """conveyor: pipelines that run, cache, resume and remember."""
     ctx.meta["conveyor.options"] = {"db_url": db_url, "artifact_url": artifact_url}
+    ctx.meta["conveyor.server"] = (server, server_token_file)
 
 
 runs_cli.register(app)
 data.register(app)
 models.register(app)
+cards.register(models.models_app)
 serving.register(app)
 streaming.register(app)
 monitoring.register(app)
@@ -69,6 +85,7 @@ predictions.register(app)
 triggers_cli.register(app)
 tune_cli.register(app)
 events_cli.register(app)
+ui_cli.register(app)
 
 
 @app.command("init")

@@ -48,6 +48,12 @@ def _metrics(metrics: dict[str, Any], limit: int = 4) -> str:
 @models_app.command("list")
 def list_models(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Registered models with their latest version and aliases."""
+    from conveyor.cli import remote
+
+    client = remote.server_client(ctx)
+    if client is not None:
+        remote.models_list(client, json_out=as_json)
+        return
     with common.errors_to_exit():
         models = _registry(ctx).list_models()
     if as_json:
@@ -257,9 +263,50 @@ def lineage(
         for item in graph["data"]:
             if "dataset" in item:
                 out.print(f"  dataset {item['dataset']} ({item['source']}) in step {item['step']}")
+                _print_origin(item.get("origin"), out.print)
             else:
                 version = f" version {item['version']}" if item.get("version") is not None else ""
                 out.print(f"  {item['kind']} {item['uri']}{version} in step {item['step']}")
+    _print_trigger(graph.get("trigger"), out.print)
+
+
+def _report_line(report: dict[str, Any] | None) -> str:
+    if report is None:
+        return "no report"
+    return (
+        f"monitor report {report['id']} ({report['monitor']}, window "
+        f"{common.format_time(report['window_start'])} - "
+        f"{common.format_time(report['window_end'])}, "
+        f"{report['model_name']}/{report['model_version']}, drift share "
+        f"{report['drift_share']:.0%})"
+    )
+
+
+def _print_origin(origin: dict[str, Any] | None, emit: Callable[[str], None]) -> None:
+    if not origin or origin.get("kind") != "predictions":
+        return
+    emit(
+        f"    <- {origin['rows']} logged predictions ({origin['labeled_rows']} labeled) of "
+        f"{origin['model']} via monitor {origin['monitor']}:"
+    )
+    for window in origin.get("windows", []):
+        report = window.get("report_id") or "no report"
+        emit(
+            f"       window {common.format_time(window['start'])} - "
+            f"{common.format_time(window['end'])} v{window['model_version']}: "
+            f"{window['rows']} rows, report {report}"
+        )
+
+
+def _print_trigger(trigger: dict[str, Any] | None, emit: Callable[[str], None]) -> None:
+    if trigger is None:
+        emit("started by: a person or a script (no trigger)")
+        return
+    emit(
+        f"started by: trigger event {trigger['event_id']} ({trigger['kind']}, "
+        f"{trigger.get('status') or 'unknown'}): {trigger.get('reason') or ''}"
+    )
+    emit(f"  <- {_report_line(trigger.get('report'))}")
 
 
 def _print_artifacts(title: str, items: list[dict[str, Any]], emit: Callable[[str], None]) -> None:

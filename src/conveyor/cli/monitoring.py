@@ -149,16 +149,31 @@ def monitor_list(ctx: typer.Context) -> None:
 
     from conveyor.monitoring.monitor import Monitor
 
-    rows = Monitor.list_all(common.metadata_store(ctx))
-    table = Table("name", "model", "window", "last window end")
-    for row in rows:
+    store, artifacts = common.metadata_store(ctx), common.artifact_store(ctx)
+    table = Table("name", "model", "window", "last window end", "decay baseline")
+    for row in Monitor.list_all(store):
+        monitor = Monitor(row["name"], row["model_ref"], metadata_store=store, artifact_store=artifacts)
         table.add_row(
             row["name"],
             row["model_ref"],
             f"{row['window_seconds']:g} s",
             common.format_time(row["last_end"]),
+            _baseline_text(monitor),
         )
     common.console().print(table)
+
+
+def _baseline_text(monitor: Monitor) -> str:
+    """What on_decay compares with, or why it cannot fire (never left blank)."""
+    from rich.markup import escape
+
+    try:
+        metrics, source = monitor.baseline()
+    except Exception as exc:
+        return escape(f"unknown: {exc}")
+    if not metrics:
+        return "[yellow]none: on_decay cannot fire; register with report=evaluate(...)[/]"
+    return escape(f"{', '.join(sorted(metrics))} ({source})")
 
 
 @labels_app.command("add")

@@ -202,8 +202,22 @@ def runs_list(
     json_out: JsonFlag = False,
 ) -> None:
     """List runs, newest first; with --metric/--param/--sort, a leaderboard."""
+    from conveyor.cli import remote
     from conveyor.exceptions import ConveyorError
 
+    client = remote.server_client(ctx)
+    if client is not None:
+        remote.runs_list(
+            client,
+            limit=limit,
+            before=before,
+            pipeline=pipeline,
+            status=status,
+            metrics=metric or [],
+            sort=sort,
+            json_out=json_out,
+        )
+        return
     if metric or param or sort:
         _leaderboard(ctx, limit, pipeline, status, metric or [], param or [], sort, json_out)
         return
@@ -315,6 +329,12 @@ def runs_show(
     json_out: JsonFlag = False,
 ) -> None:
     """Show a run: params, outputs, steps, metrics (cache hits: those reused), logged artifacts."""
+    from conveyor.cli import remote
+
+    client = remote.server_client(ctx)
+    if client is not None:
+        remote.runs_show(client, run_id, json_out=json_out)
+        return
     from conveyor.exceptions import ConveyorError
     from conveyor.execution.views import logged_artifacts, summarize
 

@@ -45,9 +45,7 @@ class StepSettings:
     models: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.models, str) or not all(
-            isinstance(m, str) and m for m in self.models
-        ):
+        if isinstance(self.models, str) or not all(isinstance(m, str) and m for m in self.models):
             raise PipelineDefinitionError(
                 "The 'models' parameter of step must be a list of registry references such "
                 f"as ['churn@production']. Got {self.models!r} instead."

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
+from conveyor._internal.urls import redact_text, redact_url
 from conveyor.exceptions import DataError
 
 if TYPE_CHECKING:
@@ -239,7 +240,9 @@ def _sql_batches(
     try:
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, ImportError) as exc:
-        raise DataError(f"{url!r} is not a usable SQLAlchemy URL: {exc}") from exc
+        raise DataError(
+            f"{redact_url(url)!r} is not a usable SQLAlchemy URL: {redact_text(str(exc))}"
+        ) from None
     try:
         with engine.connect() as connection:
             result = connection.execution_options(stream_results=True).execute(
@@ -256,7 +259,9 @@ def _sql_batches(
                     [pa.array(list(col)) for col in columns], names=names
                 )
     except sa.exc.SQLAlchemyError as exc:
-        raise DataError(f"The SQL query failed: {exc.__class__.__name__}: {exc}") from exc
+        raise DataError(
+            f"The SQL query failed: {exc.__class__.__name__}: {redact_text(str(exc))}"
+        ) from exc
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise DataError(f"A column of the SQL result mixes types: {exc}") from exc
     finally:
@@ -281,8 +286,8 @@ def _safe_url(url: str) -> str:
     import sqlalchemy as sa
 
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
+        return redact_url(sa.engine.make_url(url).render_as_string(hide_password=False))
+    except (sa.exc.ArgumentError, ValueError):
         return "<invalid url>"
 
 

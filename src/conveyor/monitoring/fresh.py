@@ -96,9 +96,7 @@ def dataset_from_predictions(
 
     metadata_store, artifact_store = default_stores(metadata_store, artifact_store)
     if isinstance(monitor, str):
-        monitor = Monitor.get(
-            monitor, metadata_store=metadata_store, artifact_store=artifact_store
-        )
+        monitor = Monitor.get(monitor, metadata_store=metadata_store, artifact_store=artifact_store)
     now = time.time()
     start = parse_moment(since, now)
     end = parse_moment(until, now)
@@ -126,8 +124,7 @@ def dataset_from_predictions(
             ids = table.column("_request_id").to_numpy(zero_copy_only=False)
             found = monitor.labels_for(ids)
             labels = [
-                found.get((str(i), int(r)))
-                for i, r in zip(ids, _row_in_request(ids), strict=True)
+                found.get((str(i), int(r))) for i, r in zip(ids, _row_in_request(ids), strict=True)
             ]
         mask = np.array([value is not None for value in labels], dtype=bool)
         keep = mask if labeled else np.ones(len(labels), dtype=bool)

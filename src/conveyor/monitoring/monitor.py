@@ -24,7 +24,14 @@ from conveyor._internal.ids import new_id
 from conveyor._internal.names import check_name
 from conveyor.exceptions import ConfigError, DataError, NotFoundError, did_you_mean
 from conveyor.monitoring.drift import DriftOptions
-from conveyor.monitoring.report import PREDICTION, SCORE, MonitorReport, build_report, performance
+from conveyor.monitoring.report import (
+    PREDICTION,
+    SCORE,
+    MonitorReport,
+    build_report,
+    decay_baseline,
+    performance,
+)
 from conveyor.stores.metadata import tables_monitoring as tm
 
 if TYPE_CHECKING:
@@ -225,6 +232,19 @@ class Monitor:
         with metadata_store.engine.connect() as c:
             return [dict(row) for row in c.execute(query).mappings()]
 
+    def baseline(self) -> tuple[dict[str, float], str | None]:
+        """The decay baseline of the version the monitor's reference points at now.
+
+        Returns:
+            ``(metrics, source)`` as `decay_baseline` gives them; ``({}, None)`` when the
+            version was registered without an evaluation report or metrics.
+
+        Raises:
+            NotFoundError: the reference does not resolve.
+        """
+        version = self.registry.resolve(self.model)
+        return decay_baseline(version.metrics, version.report)
+
     @property
     def id(self) -> str:
         if self._id is None:
@@ -405,6 +425,7 @@ class Monitor:
         current = Profile.merge_all(part.profiles)
         features = list(model.signature.names)
         metrics, labeled = self._performance(model, part)
+        baseline, source = decay_baseline(model_version.metrics, model_version.report)
         report = build_report(
             monitor=self.name,
             model_name=model_name,
@@ -416,7 +437,8 @@ class Monitor:
             features=features,
             target=model.target,
             options=self.options,
-            reference_metrics=model_version.metrics,
+            reference_metrics=baseline,
+            baseline_source=source,
             performance_metrics=metrics,
             labeled_rows=labeled,
         )

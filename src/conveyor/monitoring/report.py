@@ -42,7 +42,11 @@ class MonitorReport:
         quality: Data-quality issues: ``{"column", "check", "severity", "message", ...}``.
         prediction: Drift of the predictions against the training labels, when known.
         performance: Metrics on the labeled rows (empty before labels arrive).
-        reference_metrics: The version's recorded metrics (the decay baseline).
+        reference_metrics: The decay baseline: the metrics of the evaluation report the
+            version was registered with, then those recorded with the Model. Empty when
+            the version has neither (stated by `baseline_note`; decay cannot be judged).
+        baseline_source: Where `reference_metrics` come from (``evaluation report``,
+            ``model metrics`` or both), None without a baseline.
         labeled_rows: Rows with a label.
         id: Id of the stored row (set when saved).
         profile_hash: Artifact-store hash of the window Profile (set when saved).
@@ -59,6 +63,7 @@ class MonitorReport:
     prediction: FeatureDrift | None = None
     performance: dict[str, float] = field(default_factory=dict)
     reference_metrics: dict[str, float] = field(default_factory=dict)
+    baseline_source: str | None = None
     labeled_rows: int = 0
     id: str | None = None
     profile_hash: str | None = None
@@ -72,6 +77,17 @@ class MonitorReport:
     @property
     def dataset_drift(self) -> bool:
         return self.drift.dataset_drift
+
+    @property
+    def baseline_note(self) -> str | None:
+        """Why performance decay cannot be judged for this version, or None when it can."""
+        if self.reference_metrics:
+            return None
+        return (
+            f"no decay baseline: {self.model_name}/{self.model_version} was registered "
+            "without metrics, so on_decay cannot fire for it; register versions with "
+            "register_model(..., report=evaluate(...)) or Model.from_fitted(..., metrics=...)"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +106,8 @@ class MonitorReport:
             "prediction": None if self.prediction is None else self.prediction.to_dict(),
             "performance": dict(self.performance),
             "reference_metrics": dict(self.reference_metrics),
+            "baseline_source": self.baseline_source,
+            "baseline_note": self.baseline_note,
             "profile_hash": self.profile_hash,
             "html_path": self.html_path,
             "created_at": self.created_at,
@@ -108,6 +126,8 @@ class MonitorReport:
         )
         if self.performance:
             text += "; " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(self.performance.items()))
+        if not self.reference_metrics:
+            text += "; no decay baseline"
         return text
 
     def to_html(self) -> str:
@@ -140,6 +160,7 @@ class MonitorReport:
             prediction=None if prediction is None else _feature(prediction),
             performance=dict(data.get("performance", {})),
             reference_metrics=dict(data.get("reference_metrics", {})),
+            baseline_source=data.get("baseline_source"),
             labeled_rows=data.get("labeled_rows", 0),
             id=data.get("id"),
             profile_hash=data.get("profile_hash"),
@@ -299,6 +320,44 @@ def performance(
     return out
 
 
+# ---------------------------------------------------------------------------- baseline
+def decay_baseline(
+    recorded: Mapping[str, Any] | None, evaluation: Mapping[str, Any] | None
+) -> tuple[dict[str, float], str | None]:
+    """The metrics a window's performance is compared with, and where they come from.
+
+    Args:
+        recorded: Metrics recorded with the Model (``Model.from_fitted(..., metrics=)``).
+        evaluation: The report the version was registered with
+            (``register_model(..., report=)``), e.g. `EvaluationReport.to_dict()`.
+
+    Returns:
+        ``(metrics, source)``. The evaluation report measured the version on held-out
+        rows, as monitored traffic is, so its metrics win; recorded metrics fill in the
+        rest. ``({}, None)`` when there is neither.
+    """
+    found = dict(_finite((evaluation or {}).get("metrics")))
+    recorded_only = {k: v for k, v in _finite(recorded).items() if k not in found}
+    sources = [
+        name
+        for name, part in (("evaluation report", found), ("model metrics", recorded_only))
+        if part
+    ]
+    found.update(recorded_only)
+    return found, (" + ".join(sources) or None)
+
+
+def _finite(metrics: Any) -> dict[str, float]:
+    if not isinstance(metrics, Mapping):
+        return {}
+    out = {}
+    for name, value in metrics.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isfinite(value):
+                out[str(name)] = float(value)
+    return out
+
+
 # ---------------------------------------------------------------------------- building
 def build_report(
     *,
@@ -313,6 +372,7 @@ def build_report(
     target: str | None = None,
     options: DriftOptions | None = None,
     reference_metrics: Mapping[str, float] | None = None,
+    baseline_source: str | None = None,
     performance_metrics: Mapping[str, float] | None = None,
     labeled_rows: int = 0,
 ) -> MonitorReport:
@@ -339,8 +399,9 @@ def build_report(
         prediction=prediction,
         performance=dict(performance_metrics or {}),
         reference_metrics={k: float(v) for k, v in (reference_metrics or {}).items()},
+        baseline_source=baseline_source if reference_metrics else None,
         labeled_rows=labeled_rows,
     )
 
 
-__all__ = ["MonitorReport", "build_report", "data_quality", "performance"]
+__all__ = ["MonitorReport", "build_report", "data_quality", "decay_baseline", "performance"]

@@ -688,6 +688,18 @@ class Registry:
         ]
 
     def lineage(self, ref: str) -> dict[str, Any]:
+        """Where a version came from: its run, step, code version and upstream artifacts,
+        the trigger event (and monitor report) that started the run, and the origin of the
+        dataset versions it read (see `conveyor.registry.hops`).
+
+        Raises:
+            NotFoundError: the reference names nothing.
+        """
+        from conveyor.registry.hops import add_hops
+
+        return add_hops(self._lineage(ref), self.metadata_store)
+
+    def _lineage(self, ref: str) -> dict[str, Any]:
         """Where a version came from: its run, step, code version and upstream artifacts.
 
         Raises:

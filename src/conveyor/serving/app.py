@@ -161,6 +161,7 @@ class ServingApp:
                 self.options.prediction_log,
                 on_written=self._log_written,
                 on_dropped=self.metrics.predlog_dropped.inc,
+                on_rejected=self.metrics.predlog_rejected.inc,
             )
         self._openapi: bytes | None = None
         self._static: dict[tuple[str, str], Callable[..., Awaitable[tuple[int, bytes, bytes]]]] = {

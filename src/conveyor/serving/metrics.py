@@ -43,6 +43,12 @@ class ModelMetrics:
             "Prediction rows dropped because the log queue was full or a write failed.",
             registry=r,
         )
+        self.predlog_rejected = Counter(
+            f"{prefix}_prediction_log_rejected_rows",
+            "Prediction rows that could not be written with the others and went to a reject "
+            "segment (prediction-rejects/...) with the reason.",
+            registry=r,
+        )
         self._errors: dict[str, Any] = {}
 
     def error(self, kind: str) -> None:

@@ -66,6 +66,8 @@ class ColumnRule:
     dtype: str
     nullable: bool = False
     categories: frozenset[Any] | None = None
+    # The time zone of a tz-aware datetime column at training (values arrive as UTC).
+    tz: str | None = None
 
 
 def rules_from_signature(signature: Any) -> tuple[ColumnRule, ...]:
@@ -83,12 +85,17 @@ def rules_from_signature(signature: Any) -> tuple[ColumnRule, ...]:
                 f"knows {', '.join(DTYPES)}."
             )
         categories = getattr(column, "categories", None)
+        pandas_dtype = str(getattr(column, "pandas_dtype", None) or "")
+        tz = None
+        if dtype == "datetime" and "," in pandas_dtype:  # datetime64[ns, Europe/Paris]
+            tz = pandas_dtype.partition(",")[2].strip(" ]") or None
         rules.append(
             ColumnRule(
                 name=str(column.name),
                 dtype=dtype,
                 nullable=bool(getattr(column, "nullable", False)),
-                categories=frozenset(categories) if categories else None,
+                categories=frozenset(str(c) for c in categories) if categories else None,
+                tz=tz,
             )
         )
     return tuple(rules)
@@ -101,7 +108,10 @@ def _type_name(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int with more digits than Python will print
+        return "a very large integer"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -529,7 +539,11 @@ def build_frame(rules: Sequence[ColumnRule], columns: Mapping[str, list[Any]]) -
         elif rule.dtype == "bool":
             data[rule.name] = np.array(values, dtype=object if None in values else bool)
         elif rule.dtype == "datetime":
-            data[rule.name] = pd.to_datetime(values)
+            # The validator made every value a naive UTC datetime (or None).
+            stamps = pd.to_datetime(pd.Series(values, dtype=object))
+            if rule.tz is not None:
+                stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(rule.tz)
+            data[rule.name] = stamps.to_numpy() if rule.tz is None else stamps.array
         else:
             arr = np.empty(len(values), dtype=object)
             arr[:] = values

@@ -35,12 +35,15 @@ class Occurrence:
         reason: One sentence for people (``drift share 43% >= 30% in report 01J...``).
         details: JSON-able facts recorded with the event and the run's trigger.
         report_id: The monitor report behind it, for lineage.
+        suppress: Why it cannot start a run (e.g. no decay baseline): it is recorded as
+            suppressed with this reason instead of being skipped silently.
     """
 
     dedup_key: str
     reason: str
     details: dict[str, Any] = field(default_factory=dict)
     report_id: str | None = None
+    suppress: str | None = None
 
 
 @dataclass(frozen=True)
@@ -365,8 +368,11 @@ class OnDecay(Trigger):
         metric: Metric name as the monitor reports it (roc_auc, accuracy, f1, rmse, ...).
         drop: Fire when the metric is worse than the baseline by at least this much
             (absolute; direction-aware for lower-is-better metrics such as rmse).
-        baseline: A fixed baseline; by default the metric recorded with the serving
-            model version when it was registered.
+        baseline: A fixed baseline; by default the report's decay baseline: the metric
+            of the evaluation report the serving version was registered with
+            (``register_model(..., report=)``), else the one recorded with the Model. A
+            labeled report with no baseline for `metric` is recorded as a suppressed
+            event saying so (never skipped silently).
         min_rows: Labeled rows a report needs before its metric counts.
         cooldown: Minimum seconds between two runs started by this trigger.
     """
@@ -401,14 +407,16 @@ class OnDecay(Trigger):
 
         reports = _new_reports(connection, self.monitor, cursor)
         occurrences = []
+        unjudged = []
         for report in reports:
             value = (report.metrics or {}).get(self.metric)
-            if value is None or report.labeled_rows < self.min_rows:
+            if report.labeled_rows < self.min_rows:
                 continue
             baseline = self.baseline
             if baseline is None:
                 baseline = (report.report.get("reference_metrics") or {}).get(self.metric)
-            if baseline is None:
+            if value is None or baseline is None:
+                unjudged.append(self._unjudged(report, value))
                 continue
             worse = value - baseline if self.metric in LOWER_IS_BETTER else baseline - value
             if worse < self.drop:
@@ -431,7 +439,28 @@ class OnDecay(Trigger):
                     report_id=str(report.id),
                 )
             )
-        return Evaluation(occurrences[-1:], _report_cursor(reports, cursor))
+        return Evaluation(occurrences[-1:] or unjudged[-1:], _report_cursor(reports, cursor))
+
+    def _unjudged(self, report: Any, value: float | None) -> Occurrence:
+        model = f"{report.model_name}/{report.model_version}"
+        if value is None:
+            shown = ", ".join(sorted(report.metrics or {})) or "none"
+            why = f"the report has no {self.metric} (it has: {shown})"
+        else:
+            known = sorted((report.report.get("reference_metrics") or {}))
+            why = (
+                f"no decay baseline for {self.metric}: {model} was registered with "
+                + (f"only {', '.join(known)}" if known else "no metrics")
+                + "; register with register_model(..., report=evaluate(...)) or pass "
+                "on_decay(..., baseline=)"
+            )
+        return Occurrence(
+            dedup_key=f"report:{report.id}:unjudged",
+            reason=f"monitor {self.monitor!r}, {model}: {self.metric} decay cannot be judged",
+            details={"monitor": self.monitor, "report_id": report.id, "metric": self.metric},
+            report_id=str(report.id),
+            suppress=why,
+        )
 
 
 # ---------------------------------------------------------------------------- factories

@@ -93,7 +93,8 @@ def claim(
     cursor: Any,
     scheduler: str,
 ) -> Decision:
-    """Decide `occurrence` once: fire it, suppress it (cooldown), or see it is decided."""
+    """Decide `occurrence` once: fire it, suppress it (cooldown, or the occurrence's own
+    `suppress` reason), or see it is decided."""
     key = trigger.key(pipeline)
     s, e = tm.trigger_state, tm.trigger_events
     event_id = new_id()
@@ -111,7 +112,7 @@ def claim(
     }
     try:
         with engine.begin() as c:
-            fired = c.execute(
+            fired = occurrence.suppress is None and c.execute(
                 s.update()
                 .where(
                     s.c.key == key,
@@ -138,9 +139,12 @@ def claim(
                     data={"kind": trigger.kind, "details": dict(occurrence.details)},
                 )
                 return Decision(FIRED, event_id, occurrence.reason)
-            last = c.execute(sa.select(s.c.last_fired_at).where(s.c.key == key)).scalar()
-            wait = 0.0 if last is None else last + trigger.cooldown - now
-            reason = f"{occurrence.reason}; suppressed: cooldown, {wait:.0f} s left"
+            if occurrence.suppress is not None:
+                reason = f"{occurrence.reason}; suppressed: {occurrence.suppress}"
+            else:
+                last = c.execute(sa.select(s.c.last_fired_at).where(s.c.key == key)).scalar()
+                wait = 0.0 if last is None else last + trigger.cooldown - now
+                reason = f"{occurrence.reason}; suppressed: cooldown, {wait:.0f} s left"
             c.execute(e.insert(), [{**row, "status": SUPPRESSED, "reason": reason}])
             record_event(
                 c,

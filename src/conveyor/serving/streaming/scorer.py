@@ -180,6 +180,7 @@ class StreamScorer:
                 self.options.prediction_log,
                 on_written=lambda rows, _path: self.metrics.predlog_rows.inc(rows),
                 on_dropped=self.metrics.predlog_dropped.inc,
+                on_rejected=self.metrics.predlog_rejected.inc,
             )
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()

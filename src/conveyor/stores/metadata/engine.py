@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from conveyor._internal.urls import redact_text, redact_url
 from conveyor.exceptions import ConfigError, SchemaVersionError, StoreError
 
 # The Alembic revision this code expects; tests check it equals the migrations' head.
@@ -50,11 +51,11 @@ def make_engine(url: str) -> sa.Engine:
             return engine
         try:
             parsed = sa.engine.make_url(url)
-        except sa.exc.ArgumentError as exc:
+        except (sa.exc.ArgumentError, ValueError):  # ValueError: a non-numeric port
             raise ConfigError(
-                f"{url!r} is not a database URL. Use sqlite:///path/to/conveyor.db or "
-                "postgresql+psycopg://user@host/db."
-            ) from exc
+                f"{redact_url(url)!r} is not a database URL. Use sqlite:///path/to/conveyor.db "
+                "or postgresql+psycopg://user@host/db."
+            ) from None
         kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
@@ -66,11 +67,21 @@ def make_engine(url: str) -> sa.Engine:
             kwargs["pool_pre_ping"] = True
         try:
             engine = sa.create_engine(parsed, **kwargs)
+        except sa.exc.NoSuchModuleError:
+            raise ConfigError(
+                f"{redact_url(url)!r} names the database "
+                f"{parsed.drivername!r}, which SQLAlchemy does not know. Use "
+                "sqlite:///path/to/conveyor.db or postgresql+psycopg://user@host/db."
+            ) from None
         except ImportError as exc:
             raise ConfigError(
                 f"The database driver for {parsed.drivername!r} is not installed. For "
                 "PostgreSQL: pip install 'conveyor[postgres]'."
             ) from exc
+        except (sa.exc.ArgumentError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"Cannot use the database URL {redact_url(url)!r}: {redact_text(str(exc))}"
+            ) from None
         if engine.dialect.name == "sqlite":
             _sqlite_setup(engine)
         _ENGINES[url] = engine
@@ -84,7 +95,7 @@ def current_revision(engine: sa.Engine) -> str | None:
     except sa.exc.OperationalError as exc:
         if "no such table" in str(exc):
             return None
-        raise StoreError(f"Cannot reach the metadata store: {exc}") from exc
+        raise StoreError(f"Cannot reach the metadata store: {redact_text(str(exc))}") from exc
     except sa.exc.ProgrammingError:
         return None
     return None if row is None else str(row[0])

@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from conveyor._internal.urls import redact_url
 from conveyor.exceptions import NotFoundError
 from conveyor.stores.metadata import tables as t
 from conveyor.stores.metadata.engine import ensure_schema, make_engine
@@ -56,7 +57,7 @@ class MetadataStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        self.url = engine.url.render_as_string(hide_password=True)
+        self.url = redact_url(engine.url.render_as_string(hide_password=False))
 
     @property
     def dialect(self) -> str:
