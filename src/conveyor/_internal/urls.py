@@ -18,7 +18,7 @@ _SECRET_PARAM = re.compile(
 )
 # scheme://user:password@host in running text. The password part is greedy within the
 # token, so a password that itself holds '@' is masked up to the last '@'.
-_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*):[^\s'\"]*@")
+_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*):\S*@")
 
 
 def redact_url(url: str) -> str:

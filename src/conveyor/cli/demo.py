@@ -1,12 +1,15 @@
 """`conveyor demo`: the closed loop, locally, on the embedded default stores.
 
-A churn model is trained and promoted, served by a real uvicorn server that logs its
-predictions, receives normal traffic and then drifted traffic. The monitor reports each
-window against the training Profile of the version that served it, the drift trigger
-starts the retraining pipeline on fresh data, the gate compares the candidate with the
-champion on the same fresh holdout, the alias moves only when it passes, the server
-hot-reloads, and the next window is monitored against the new version. Every hop is
-printed and linked in the metadata store (run -> trigger event -> monitor report).
+A churn model is trained on a registered dataset and promoted, served by a real uvicorn
+server that logs its predictions, receives normal traffic and then drifted traffic whose
+labels arrive. The monitor reports each window against the training Profile of the
+version that served it. The drifted window's logged predictions, joined with their labels,
+become a new dataset version (lineage back to the window and its report); the drift
+trigger starts the retraining pipeline on it, the gate scores candidate and champion on
+the same fresh holdout, the alias moves only when it passes, the server hot-reloads, and
+the next window is monitored against the new version. Every hop is printed and linked in
+the metadata store (model -> run -> trigger event -> monitor report, and run -> dataset
+version -> prediction-log window -> report).
 """
 
 from __future__ import annotations
@@ -33,20 +36,14 @@ if TYPE_CHECKING:
 MODEL = "churn"
 ALIAS = "production"
 MONITOR = "churn-prod"
+TRAIN_DATA = "churn-train"
+FRESH_DATA = "churn-fresh"
 ROWS_TRAIN = 6000
 ROWS_WINDOW = 3000
 REQUEST_ROWS = 100
 
 
 # ---------------------------------------------------------------------------- pipeline
-@step(cache=False)
-def load_fresh(path: str) -> pd.DataFrame:
-    """The most recent labeled customers (written by the data team; here by the demo)."""
-    import pandas as pd
-
-    return pd.read_parquet(path)
-
-
 @step
 def train_candidate(frame: pd.DataFrame, seed: int = 0) -> Any:
     """Fit a gradient-boosted churn model on 75% of the frame; keep the rest as holdout."""
@@ -81,27 +78,20 @@ def train_candidate(frame: pd.DataFrame, seed: int = 0) -> Any:
     return Model.from_fitted(estimator, train, target=TARGET)
 
 
-@step
+@step(models=[f"{MODEL}@{ALIAS}"])  # a new champion means a new gate decision
 def gate_and_register(model: Any, frame: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
     """Champion vs candidate on the same fresh holdout; promote only if the gate passes."""
     from conveyor.evaluation.gate import Gate
     from conveyor.evaluation.metrics import evaluate
-    from conveyor.exceptions import NotFoundError
-    from conveyor.registry.registry import get_registry, register_model
+    from conveyor.registry.registry import register_model
 
     holdout = frame.drop(frame.sample(frac=0.75, random_state=seed).index)
     report = evaluate(model, holdout, metrics=["roc_auc", "accuracy"], bootstrap=0)
-    champion_score = None
-    try:
-        champion = get_registry().load(f"{MODEL}@{ALIAS}")
-        champion_score = evaluate(
-            champion, holdout, metrics=["roc_auc"], bootstrap=0, log=False
-        ).metrics["roc_auc"]
-    except NotFoundError:
-        champion = None
-    # The candidate must reach 0.6 and at least the champion's score on the same rows.
-    floor = max(0.6, champion_score + 0.005) if champion_score is not None else 0.6
-    decision = Gate(primary="roc_auc", min_value=floor).check(report, f"{MODEL}@{ALIAS}")
+    # The gate scores the champion on the same holdout rows and records both; the
+    # candidate must reach 0.6 and be at least as good as the champion there.
+    decision = Gate(primary="roc_auc", min_value=0.6, max_regression=0.0).check(
+        report, f"{MODEL}@{ALIAS}"
+    )
     version = register_model(
         model, MODEL, report=report, decision=decision, promote_to=ALIAS, reason="demo loop"
     )
@@ -109,21 +99,25 @@ def gate_and_register(model: Any, frame: pd.DataFrame, seed: int = 0) -> dict[st
         "version": version.version,
         "promoted": decision.passed,
         "candidate_roc_auc": report.metrics["roc_auc"],
-        "champion_roc_auc": champion_score,
+        "champion_roc_auc": decision.champion_metrics.get("roc_auc"),
+        "champion_basis": decision.champion_basis,
+        "rows": decision.rows,
         "reasons": decision.reasons,
     }
 
 
-def make_retrain(fresh: str) -> Pipeline[Any, Any]:
-    """The retraining pipeline: fresh data -> candidate -> gate -> register (+ promote).
+def make_retrain() -> Pipeline[Any, Any]:
+    """The retraining pipeline: dataset version -> candidate -> gate -> register (+ promote).
 
     Started by drift in the ``churn-prod`` monitor (share of drifted features >= 30%, at
-    most once per 10 minutes), reading the fresh labeled data at `fresh`.
+    most once per 10 minutes), training on the latest version of ``churn-fresh``: the
+    monitor's labeled predictions (`conveyor datasets from-predictions`).
     """
+    from conveyor.data.datasets import dataset
 
-    @pipeline(triggers=[on_drift(MONITOR, share=0.3, cooldown=600, params={"path": fresh})])
-    def retrain(path: str = fresh, seed: int = 0) -> dict[str, Any]:
-        frame = load_fresh(path)
+    @pipeline(triggers=[on_drift(MONITOR, share=0.3, cooldown=600, params={"data": FRESH_DATA})])
+    def retrain(data: str = TRAIN_DATA, seed: int = 0) -> dict[str, Any]:
+        frame = dataset(data)
         model = train_candidate(frame, seed)
         return gate_and_register(model, frame, seed)
 
@@ -265,7 +259,9 @@ def run_demo(path: Path, seed: int = 0) -> int:
 def _loop(settings: Settings, path: Path, seed: int) -> int:
     from rich.rule import Rule
 
+    from conveyor.data.datasets import register_dataset
     from conveyor.execution.orchestrator import run_pipeline
+    from conveyor.monitoring.fresh import dataset_from_predictions
     from conveyor.monitoring.generator import ChurnGenerator
     from conveyor.monitoring.monitor import Monitor
     from conveyor.registry.registry import get_registry
@@ -283,8 +279,7 @@ def _loop(settings: Settings, path: Path, seed: int) -> int:
     data, reports_dir = path / "data", path / "reports"
     data.mkdir(exist_ok=True)
     reports_dir.mkdir(exist_ok=True)
-    fresh = str((data / "fresh.parquet").resolve())
-    retrain = make_retrain(fresh)
+    retrain = make_retrain()
     checks: dict[str, bool] = {}
 
     def say(text: str) -> None:
@@ -293,11 +288,17 @@ def _loop(settings: Settings, path: Path, seed: int) -> int:
     console.print(Rule("conveyor demo: the closed loop"))
     say(f"stores: {settings.db_url} and {settings.artifact_url}")
 
-    generator.batch(ROWS_TRAIN, drift=0.0, index=0).to_parquet(fresh)
-    run = run_pipeline(retrain, {"path": fresh}, settings=settings, trigger={"kind": "manual"})
+    initial = register_dataset(
+        TRAIN_DATA,
+        generator.batch(ROWS_TRAIN, drift=0.0, index=0),
+        metadata_store=store,
+        artifact_store=artifacts,
+    )
+    run = run_pipeline(retrain, {"data": TRAIN_DATA}, settings=settings, trigger={"kind": "manual"})
     first = run.output()
     say(
-        f"[bold]1. train[/] run {run.id}: {MODEL}/{first['version']} roc_auc "
+        f"[bold]1. train[/] run {run.id} on dataset {initial.ref}: {MODEL}/{first['version']} "
+        f"roc_auc "
         f"{first['candidate_roc_auc']:.3f}, promoted to {MODEL}@{ALIAS}: {first['promoted']}"
     )
 
@@ -308,9 +309,11 @@ def _loop(settings: Settings, path: Path, seed: int) -> int:
     scheduler = Scheduler([retrain], settings=settings, lease="demo")
     scheduler.tick()  # registers the drift trigger's state
 
+    starts: dict[int, float] = {}
+
     def window(index: int, drift: float, label: str) -> Any:
         batch = generator.batch(ROWS_WINDOW, drift=drift, index=index)
-        start = time.time()
+        start = starts[index] = time.time()
         versions = send(url, batch, f"w{index}")
         app.predlog.flush()
         end = time.time() + 1e-3
@@ -340,10 +343,26 @@ def _loop(settings: Settings, path: Path, seed: int) -> int:
         shifted = window(2, 1.0, "4. window 2, drifted traffic:")
         checks["drift detected"] = shifted.drift_share >= 0.3
 
-        generator.batch(ROWS_TRAIN, drift=1.0, index=3).to_parquet(fresh)
+        fresh = dataset_from_predictions(
+            monitor,
+            labeled=True,
+            since=starts[2],
+            name=FRESH_DATA,
+            metadata_store=store,
+            artifact_store=artifacts,
+        )
+        windows = (fresh.origin or {}).get("windows", [])
+        say(
+            f"[bold]5. fresh data[/] {fresh.ref}: {fresh.row_count} labeled predictions of "
+            f"window 2 (report {windows[0]['report_id'] if windows else '-'}); CLI: "
+            f"conveyor datasets from-predictions {MONITOR} --labeled --since ..."
+        )
+        checks["fresh data from labeled predictions"] = bool(windows) and (
+            windows[0]["report_id"] == shifted.id and fresh.row_count == ROWS_WINDOW
+        )
         fired = scheduler.tick()
         for item in fired:
-            say(f"[bold]5. trigger[/] {item.status}: {item.reason}")
+            say(f"[bold]6. trigger[/] {item.status}: {item.reason}")
         checks["trigger fired"] = any(f.status == "fired" for f in fired)
         scheduler.wait_for_runs(120)
         event = list_events(store.engine, limit=1)[0]
@@ -351,14 +370,17 @@ def _loop(settings: Settings, path: Path, seed: int) -> int:
         retrained = store.get_run(event["run_id"])
         outcome = run_output(settings, event["run_id"])
         say(
-            f"[bold]6. retrain + gate[/] run {retrained['id']} ({retrained['status']}): "
-            f"candidate {MODEL}/{outcome['version']} roc_auc "
+            f"[bold]7. retrain + gate[/] run {retrained['id']} ({retrained['status']}) on "
+            f"{fresh.ref}: candidate {MODEL}/{outcome['version']} roc_auc "
             f"{outcome['candidate_roc_auc']:.3f} vs champion "
-            f"{outcome['champion_roc_auc']:.3f} on the same fresh holdout -> "
+            f"{outcome['champion_roc_auc']:.3f} on the same {outcome['rows']} holdout rows -> "
             + ("[green]promoted[/]" if outcome["promoted"] else "[red]not promoted[/]")
             + (f" ({'; '.join(outcome['reasons'])})" if outcome["reasons"] else "")
         )
         checks["candidate promoted"] = bool(outcome["promoted"])
+        checks["champion scored on the candidate's holdout"] = (
+            outcome["champion_basis"] == "holdout"
+        )
         holder = registry.resolve(f"{MODEL}@{ALIAS}")
         deadline = time.monotonic() + 30
         while app.servable is None or app.servable.version != str(holder.version):
@@ -367,9 +389,9 @@ def _loop(settings: Settings, path: Path, seed: int) -> int:
             time.sleep(0.05)
         reloaded = app.servable is not None and app.servable.version == str(holder.version)
         checks["server hot-reloaded"] = reloaded
-        say(f"[bold]7. hot reload[/] the server now answers with {MODEL}/{holder.version}")
+        say(f"[bold]8. hot reload[/] the server now answers with {MODEL}/{holder.version}")
 
-        after = window(4, 1.0, "8. window 3, same drifted traffic:")
+        after = window(4, 1.0, "9. window 3, same drifted traffic:")
         checks["next window monitored against the new version"] = (
             after.model_version == holder.version
         )
@@ -381,14 +403,27 @@ def _loop(settings: Settings, path: Path, seed: int) -> int:
         f"({event['kind']}) <- monitor report {event['report_id']} "
         f"(window 2, {MODEL}/{shifted.model_version})"
     )
+    graph = registry.lineage(f"{MODEL}/{holder.version}")
+    read = [d for d in graph["data"] if d.get("dataset") == fresh.ref]
+    say(
+        f"{MODEL}/{holder.version} <- run {retrained['id']} <- dataset {fresh.ref} <- "
+        f"{fresh.row_count} labeled predictions of window 2 <- monitor report {shifted.id}"
+    )
     checks["lineage links run, trigger and report"] = (
         retrained["trigger"]["event_id"] == event["id"]
         and event["report_id"] == shifted.id
         and holder.run_id == retrained["id"]
+        and (graph["trigger"] or {}).get("event_id") == event["id"]
+    )
+    checks["lineage links the model to the windows it was trained on"] = bool(read) and (
+        read[0].get("origin", {}).get("windows", [{}])[0].get("report_id") == shifted.id
     )
     for name, ok in checks.items():
         console.print(f"  {'[green]ok[/]' if ok else '[red]FAILED[/]'}  {name}")
-    say(f"HTML reports in {reports_dir}; inspect: cd {path} && conveyor monitor list")
+    say(
+        f"HTML reports in {reports_dir}; inspect: cd {path} && conveyor models lineage "
+        f"{MODEL}/{holder.version}"
+    )
     return 0 if all(checks.values()) else 1
 
 

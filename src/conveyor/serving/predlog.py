@@ -255,7 +255,12 @@ class PredictionLogger:
         try:
             import pyarrow as pa
 
-            data = _parquet(pa.concat_tables(tables) if len(tables) > 1 else tables[0])
+            if len(tables) > 1:
+                meta = tables[0].schema.metadata
+                table = pa.concat_tables([t.replace_schema_metadata(meta) for t in tables])
+            else:
+                table = tables[0]
+            data = _parquet(table)
             path = self._path("predictions", first.model, first.timestamp)
             self.store.write_file(path, data)
         except Exception:
@@ -283,9 +288,9 @@ class PredictionLogger:
                         except Exception as exc:
                             rejects.append((row, 0, f"{type(exc).__name__}: {exc}"))
                             continue
-                        groups.setdefault(table.schema.to_string(), []).append(table)
+                        groups.setdefault(_layout(table), []).append(table)
                     continue
-                groups.setdefault(table.schema.to_string(), []).append(table)
+                groups.setdefault(_layout(table), []).append(table)
         if groups:
             # The layout most rows share is the segment's; rows converted to another layout
             # (a column of other types) would break readers of the log: they are rejects.
@@ -345,6 +350,11 @@ class PredictionLogger:
         self.reject_segments.append(path)
         if self._on_rejected is not None:
             self._on_rejected(n)
+
+
+def _layout(table: Any) -> str:
+    """The column names and types of a table (not the pandas metadata, which varies)."""
+    return str(table.schema.remove_metadata())
 
 
 def _diff(expected: Any, got: Any) -> str:

@@ -56,6 +56,11 @@ def make_engine(url: str) -> sa.Engine:
                 f"{redact_url(url)!r} is not a database URL. Use sqlite:///path/to/conveyor.db "
                 "or postgresql+psycopg://user@host/db."
             ) from None
+        if parsed.host and "@" in parsed.host:
+            raise ConfigError(
+                f"{redact_url(url)!r} has more than one '@' before its host. Write an '@' "
+                "inside the user name or password as %40."
+            )
         kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
@@ -88,6 +93,12 @@ def make_engine(url: str) -> sa.Engine:
         return engine
 
 
+def driver_message(exc: BaseException) -> str:
+    """A database error as one password-free line (no SQLAlchemy "Background" link)."""
+    text = str(exc).split("\n(Background on this error at:")[0]
+    return " ".join(redact_text(text).split())
+
+
 def current_revision(engine: sa.Engine) -> str | None:
     try:
         with engine.connect() as connection:
@@ -95,7 +106,7 @@ def current_revision(engine: sa.Engine) -> str | None:
     except sa.exc.OperationalError as exc:
         if "no such table" in str(exc):
             return None
-        raise StoreError(f"Cannot reach the metadata store: {redact_text(str(exc))}") from exc
+        raise StoreError(f"Cannot reach the metadata store: {driver_message(exc)}") from exc
     except sa.exc.ProgrammingError:
         return None
     return None if row is None else str(row[0])
