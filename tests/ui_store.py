@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from conveyor import log_metrics, pipeline, step
+from conveyor.cli.demo import gate_and_register, train_candidate
 from conveyor.data.datasets import dataset
 from conveyor.data.validate import validate
 
@@ -29,7 +30,9 @@ def make_frame(rows: int = ROWS, drift: float = 0.0, index: int = 0) -> Any:
 
 
 @step
-def split(frame: Any, test_size: float = 0.25) -> tuple[Annotated[Any, "train"], Annotated[Any, "test"]]:
+def split(
+    frame: Any, test_size: float = 0.25
+) -> tuple[Annotated[Any, "train"], Annotated[Any, "test"]]:
     test = frame.sample(frac=test_size, random_state=0)
     return frame.drop(test.index), test
 
@@ -50,7 +53,11 @@ def fit(train: Any, epochs: int = 6, alpha: float = 1e-4) -> Any:
     for epoch in range(epochs):
         model.partial_fit(x, y, classes=np.array([0, 1]))
         log_metrics({"train.loss": float(log_loss(y, model.predict_proba(x)))}, step=epoch)
-    return {"columns": numeric, "coef": model.coef_.tolist(), "intercept": float(model.intercept_[0])}
+    return {
+        "columns": numeric,
+        "coef": model.coef_.tolist(),
+        "intercept": float(model.intercept_[0]),
+    }
 
 
 @step
@@ -89,6 +96,20 @@ def checks(name: str = "customers") -> Any:
     return validate(dataset(name), reference=f"{name}@1")
 
 
+@step(cache=False)
+def load_fresh(path: str) -> Any:
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
+@pipeline
+def retrain(path: str, seed: int = 0) -> Any:
+    """The demo's candidate -> gate -> register (+ promote to churn@production)."""
+    frame = load_fresh(path)
+    return gate_and_register(train_candidate(frame, seed), frame, seed)
+
+
 @dataclass
 class Filled:
     """Ids and names the tests look for."""
@@ -98,12 +119,12 @@ class Filled:
     dataset: str = "customers"
     monitor: str = "churn-watch"
     study: str = "quadratic"
-    pipelines: tuple[str, ...] = ("train", "broken", "checks", "retrain")
+    pipelines: tuple[str, ...] = ("train", "broken", "fanout", "checks", "retrain")
 
 
 def fill(settings: Any, root: Path) -> Filled:
     """Fill the stores of `settings` by running real pipelines (about 10 s)."""
-    from conveyor.cli.demo import ALIAS, MODEL, make_retrain
+    from conveyor.cli.demo import ALIAS, MODEL
     from conveyor.data.datasets import register_dataset
     from conveyor.execution.orchestrator import run_pipeline
     from conveyor.monitoring.generator import ChurnGenerator
@@ -118,26 +139,46 @@ def fill(settings: Any, root: Path) -> Filled:
     generator = ChurnGenerator(seed=0)
 
     for i, alpha in enumerate((1e-4, 1e-3, 1e-2)):
-        run = run_pipeline(train, {"alpha": alpha}, settings=settings, tags={"sweep": "a", "i": str(i)})
+        run = run_pipeline(
+            train, {"alpha": alpha}, settings=settings, tags={"sweep": "a", "i": str(i)}
+        )
         filled.runs[f"train{i}"] = run.id
     filled.runs["cached"] = run_pipeline(train, {"alpha": 1e-2}, settings=settings).id
     filled.runs["failed"] = run_pipeline(broken, {}, settings=settings, raise_on_failure=False).id
+    for n in (3, 40):
+        filled.runs[f"fan{n}"] = run_pipeline(
+            fanout, {"n": n}, settings=settings, executor="inline"
+        ).id
 
-    register_dataset("customers", generator.batch(ROWS, drift=0.0, index=0),
-                     metadata_store=store, artifact_store=artifacts)
-    register_dataset("customers", generator.batch(ROWS, drift=1.0, index=1),
-                     metadata_store=store, artifact_store=artifacts)
+    register_dataset(
+        "customers",
+        generator.batch(ROWS, drift=0.0, index=0),
+        metadata_store=store,
+        artifact_store=artifacts,
+    )
+    register_dataset(
+        "customers",
+        generator.batch(ROWS, drift=1.0, index=1),
+        metadata_store=store,
+        artifact_store=artifacts,
+    )
     filled.runs["checks"] = run_pipeline(checks, {}, settings=settings, raise_on_failure=False).id
 
     data = root / "fresh.parquet"
     generator.batch(1000, drift=0.0, index=0).to_parquet(data)
-    retrain = make_retrain(str(data))
     filled.runs["retrain0"] = run_pipeline(retrain, {"path": str(data)}, settings=settings).id
     generator.batch(1000, drift=0.0, index=5).to_parquet(data)
-    filled.runs["retrain1"] = run_pipeline(retrain, {"path": str(data), "seed": 1}, settings=settings).id
+    filled.runs["retrain1"] = run_pipeline(
+        retrain, {"path": str(data), "seed": 1}, settings=settings
+    ).id
 
-    monitor = Monitor(filled.monitor, f"{MODEL}@{ALIAS}", window="1h",
-                      metadata_store=store, artifact_store=artifacts)
+    monitor = Monitor(
+        filled.monitor,
+        f"{MODEL}@{ALIAS}",
+        window="1h",
+        metadata_store=store,
+        artifact_store=artifacts,
+    )
     monitor.save()
     now = time.time()
     for index, drift in enumerate((0.0, 0.5, 1.0)):
@@ -149,8 +190,15 @@ def fill(settings: Any, root: Path) -> Filled:
         offset = 0.0 if params["kind"] == "a" else 0.5
         return float((params["x"] - 1.0) ** 2 + offset)
 
-    tune(quadratic, {"x": ("float", -3.0, 3.0), "kind": ["a", "b"]}, n_trials=12,
-         executor="inline", direction="minimize", study_name=filled.study, metadata_store=store)
+    tune(
+        quadratic,
+        {"x": ("float", -3.0, 3.0), "kind": ["a", "b"]},
+        n_trials=12,
+        executor="inline",
+        direction="minimize",
+        study_name=filled.study,
+        metadata_store=store,
+    )
     return filled
 
 

@@ -27,6 +27,8 @@ _KEYS = {
     "executor": str,
     "max_workers": int,
     "cache": bool,
+    "project_packages": list,
+    "cache_packages": bool,
 }
 
 
@@ -42,6 +44,10 @@ class Settings:
             ``dask://host:port``, ``dask-local:N``).
         max_workers: Default parallelism of the threads/processes executors.
         cache: Whether step caching is on by default.
+        project_packages: Top-level packages whose code is hashed into cache keys even
+            when installed under site-packages (besides those under the root).
+        cache_packages: Add the versions of every third-party distribution a step's
+            modules import to its cache key.
         extra: Tables of conveyor.toml other than ``[conveyor]``, for other components.
     """
 
@@ -52,6 +58,8 @@ class Settings:
     max_workers: int = 4
     cache: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
+    project_packages: tuple[str, ...] = ()
+    cache_packages: bool = False
 
     def __repr__(self) -> str:
         # Settings end up in logs and tracebacks: never with the database password.
@@ -75,6 +83,13 @@ def _describe(value: Any) -> str:
 def _checked(key: str, value: Any, where: str) -> Any:
     """`value` when it has the type setting `key` needs (a bool is not an int here)."""
     expected = _KEYS[key]
+    if expected is list:
+        if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+            return tuple(value)
+        raise ConfigError(
+            f"The {key!r} key {where} must be a list of package names, e.g. "
+            f'{key} = ["mypackage"]. Got {_describe(value)} instead.'
+        )
     if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
         return value
     article = "an" if expected is int else "a"

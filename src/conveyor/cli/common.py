@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
 
     from conveyor.config import Settings
@@ -100,11 +102,60 @@ def errors_to_exit() -> Iterator[None]:
         fail(str(exc))
 
 
+def write_output(path: Path, content: str | bytes) -> None:
+    """Write a file the user named (a report, a schema) atomically, or fail in one line.
+
+    The folder must exist; the file appears whole or not at all (no partial file on any
+    error), flushed to disk.
+    """
+    from conveyor._internal.files import write_atomic
+
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        fail(f"Cannot write {str(path)!r}: the folder {str(folder)!r} does not exist.")
+    if path.is_dir():
+        fail(f"Cannot write {str(path)!r}: it is a folder; give a file name.")
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        fail(f"Cannot write {str(path)!r}: {exc.strerror or exc}.")
+
+
+def report_uncaught(exc: Exception) -> int:
+    """Print an error no command handled as one line; returns the exit code.
+
+    A ConveyorError is an expected failure (exit 1); anything else is a bug in conveyor
+    (exit 2). ``CONVEYOR_TRACEBACK=1`` re-raises it, to see the traceback.
+    """
+    import os
+
+    from conveyor.exceptions import ConveyorError
+
+    if os.environ.get("CONVEYOR_TRACEBACK") == "1":
+        raise exc
+    if isinstance(exc, ConveyorError):
+        message, code = str(exc), 1
+    else:
+        message, code = (
+            f"unexpected {type(exc).__name__}: {exc}. This is a bug in conveyor; please "
+            "report it (CONVEYOR_TRACEBACK=1 shows the traceback).",
+            2,
+        )
+    _print_error(" ".join(message.split()))
+    return code
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print an error to stderr and exit with a non-zero code.
 
     Passwords in URLs inside the message are masked, whoever wrote the message.
     """
+    _print_error(message)
+    raise typer.Exit(code)
+
+
+def _print_error(message: str) -> None:
     from rich.markup import escape
 
     from conveyor._internal.urls import redact_text
@@ -112,7 +163,6 @@ def fail(message: str, code: int = 1) -> NoReturn:
     err_console().print(
         f"[bold red]error:[/] {escape(redact_text(message))}", highlight=False, soft_wrap=True
     )
-    raise typer.Exit(code)
 
 
 def format_time(epoch: float | None) -> str:

@@ -53,7 +53,7 @@ def profile_command(
         if html is not None:
             from conveyor.data.validate import ValidationReport
 
-            html.write_text(ValidationReport([], profile).to_html(), encoding="utf-8")
+            common.write_output(html, ValidationReport([], profile).to_html())
         if as_json:
             common.print_json(profile.to_dict())
             return
@@ -80,7 +80,7 @@ def infer_schema_command(
         if output is None:
             typer.echo(text, nl=False)
         else:
-            output.write_text(text, encoding="utf-8")
+            common.write_output(output, text)
             common.err_console().print(f"Wrote {len(schema.columns)} columns to {output}")
 
 
@@ -126,7 +126,7 @@ def validate_command(
         profile = _profile_source(source, fmt, delimiter)
         report = validate_frame(profile, schema=loaded, reference=ref_profile, thresholds=threshold)
     if html is not None:
-        html.write_text(report.to_html(), encoding="utf-8")
+        common.write_output(html, report.to_html())
     if as_json:
         common.print_json(report.to_dict())
     else:

@@ -276,8 +276,7 @@ def _loop(settings: Settings, path: Path, seed: int) -> int:
     artifacts = open_artifact_store(settings.artifact_url)
     registry = get_registry(store, artifacts)
     generator = ChurnGenerator(seed=seed)  # the same data on every run of a seed
-    data, reports_dir = path / "data", path / "reports"
-    data.mkdir(exist_ok=True)
+    reports_dir = path / "reports"
     reports_dir.mkdir(exist_ok=True)
     retrain = make_retrain()
     checks: dict[str, bool] = {}

@@ -19,7 +19,9 @@ from conveyor.cli import (
     streaming,
 )
 from conveyor.cli import events as events_cli
+from conveyor.cli import export as export_cli
 from conveyor.cli import runs as runs_cli
+from conveyor.cli import task as task_cli
 from conveyor.cli import triggers as triggers_cli
 from conveyor.cli import tune as tune_cli
 from conveyor.cli import ui as ui_cli
@@ -85,6 +87,8 @@ predictions.register(app)
 triggers_cli.register(app)
 tune_cli.register(app)
 events_cli.register(app)
+export_cli.register(app)
+task_cli.register(app)
 ui_cli.register(app)
 
 
@@ -120,7 +124,10 @@ def demo(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:  # a command let an error through: still one line, no traceback
+        raise SystemExit(common.report_uncaught(exc)) from None
 
 
 if __name__ == "__main__":

@@ -72,6 +72,12 @@ def monitor_run(
     ] = None,
     end: Annotated[Optional[str], typer.Option(help="End of that window (ISO).")] = None,  # noqa: UP045
     max_windows: Annotated[int, typer.Option(help="At most this many closed windows.")] = 24,
+    relabel: Annotated[
+        bool,
+        typer.Option(
+            "--relabel", help="Also recompute every reported window holding labeled requests."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
 ) -> None:
     """Compute one report per window over the prediction log (created on first use)."""
@@ -100,6 +106,8 @@ def monitor_run(
             reports = monitor.run_window(first, stop)
         else:
             reports = monitor.run_due(max_windows=max_windows)
+        if relabel:
+            reports = [*monitor.refresh_labeled(), *reports]
     except Exception as exc:
         common.fail(str(exc))
     if as_json:
@@ -129,11 +137,13 @@ def monitor_report(
         common.fail(f"Monitor {name!r} has no reports yet. Run `conveyor monitor run {name}`.")
     if html is not None:
         if len(reports) == 1:
-            html.write_text(reports[0].to_html())
+            common.write_output(html, reports[0].to_html())
         else:
             from conveyor.monitoring.html import render_index
 
-            html.write_text(render_index([r.to_dict() for r in reports], f"monitor {name}"))
+            common.write_output(
+                html, render_index([r.to_dict() for r in reports], f"monitor {name}")
+            )
         common.console().print(f"Wrote {html}")
     if as_json:
         common.print_json([r.to_dict() for r in reports])
@@ -181,20 +191,40 @@ def labels_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Monitor name.")],
     path: Annotated[Path, typer.Argument(help="Parquet or CSV with request_id, label[, row].")],
+    refresh: Annotated[
+        bool,
+        typer.Option(help="Recompute the reported windows these requests belong to."),
+    ] = True,
 ) -> None:
-    """Store ground truth, joined to predictions by request id."""
+    """Store ground truth, joined to predictions by request id, and update the reports of
+    the windows it belongs to."""
     import pandas as pd
 
     monitor = _monitor(ctx, name)
     try:
         frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
-        count = monitor.add_labels(frame)
+        count = monitor.add_labels(frame, refresh=False)
+        reports = monitor.refresh_labeled(frame["request_id"].dropna()) if refresh and count else []
     except Exception as exc:
         common.fail(str(exc))
-    common.console().print(
-        f"Stored {count} labels for {name}. Re-run `conveyor monitor run {name}` to update "
-        "the performance of the windows they belong to."
-    )
+    console = common.console()
+    console.print(f"Stored {count} labels for {name}.", highlight=False)
+    if not refresh:
+        console.print(
+            f"Run `conveyor monitor run {name} --relabel` to update the performance of the "
+            "reported windows they belong to.",
+            highlight=False,
+        )
+    elif reports:
+        console.print(f"Updated {len(reports)} report(s):", highlight=False)
+        for report in reports:
+            _print_report(report)
+    else:
+        console.print(
+            "None of these requests is in a reported window yet; `conveyor monitor run "
+            f"{name}` joins the labels when it reports their window.",
+            highlight=False,
+        )
 
 
 def scheduler(

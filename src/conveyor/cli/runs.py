@@ -380,6 +380,9 @@ def runs_show(
         console.print("params: " + ", ".join(f"{k}={v}" for k, v in run_row["params"].items()))
     if run_row["outputs"]:
         console.print("outputs: " + ", ".join(f"{k}={v}" for k, v in run_row["outputs"].items()))
+    if run_row.get("tags"):
+        tags = ", ".join(f"{k}={v}" for k, v in sorted(run_row["tags"].items()))
+        console.print(f"tags: {tags}", highlight=False, markup=False)
     if run_row["error"]:
         console.print(f"[red]error:[/] {run_row['error']}", highlight=False)
     table = Table(box=None, header_style="bold")

@@ -43,6 +43,25 @@ def serve(
         bool, typer.Option(help="Log inputs and predictions to the artifact store.")
     ] = True,
     log_level: Annotated[str, typer.Option(help="Server log level.")] = "warning",
+    max_connections: Annotated[
+        int, typer.Option(help="Open connections at most; the longest idle are closed beyond.")
+    ] = 1000,
+    keep_alive: Annotated[
+        float, typer.Option(help="Seconds an idle keep-alive connection is kept.")
+    ] = 5.0,
+    header_timeout: Annotated[
+        float, typer.Option(help="Seconds a request's headers may take to arrive.")
+    ] = 10.0,
+    body_timeout: Annotated[
+        float, typer.Option(help="Seconds a request's body may take after its headers.")
+    ] = 30.0,
+    trust: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            help="Trust this type in the model's file beyond the allow-list and the "
+            "version's recorded list (repeatable; only for files you have reviewed)."
+        ),
+    ] = None,
 ) -> None:
     """Serve a model over HTTP: POST /predict, Open Inference Protocol v2, /metrics."""
     import gc
@@ -51,6 +70,7 @@ def serve(
     from conveyor.exceptions import ConveyorError
     from conveyor.serving.app import MiB, ServeOptions
     from conveyor.serving.batching import BatchPolicy
+    from conveyor.serving.limits import ServerLimits
     from conveyor.serving.predlog import LogPolicy
     from conveyor.serving.server import serve as run_server
 
@@ -69,12 +89,21 @@ def serve(
             max_body_bytes=int(max_body_mb * MiB),
             reload_interval=reload_interval or None,
             prediction_log=LogPolicy() if log_predictions else None,
+            limits=ServerLimits(
+                max_connections=max_connections,
+                keep_alive=keep_alive,
+                header_timeout=header_timeout,
+                body_timeout=body_timeout,
+            ),
         )
-        common.err_console().print(
-            f"Serving [bold]{ref}[/] (version {version.version}) on http://{host}:{port} "
-            f"with {workers} worker(s); API at /docs, metrics at /metrics.",
-            highlight=False,
-        )
+
+        def announce() -> None:  # once listening: never before a refusal to start
+            common.err_console().print(
+                f"Serving [bold]{ref}[/] (version {version.version}) on http://{host}:{port} "
+                f"with {workers} worker(s); API at /docs, metrics at /metrics.",
+                highlight=False,
+            )
+
         run_server(
             ref,
             host=host,
@@ -84,6 +113,8 @@ def serve(
             options=options,
             artifact_url=settings.artifact_url if log_predictions else None,
             log_level=log_level,
+            trusted=trust or (),
+            announce=announce,
         )
     except ConveyorError as exc:
         common.fail(str(exc))

@@ -33,6 +33,11 @@ class StepSettings:
         models: Registry references (``churn@production``) whose current version joins
             the cache key: when the alias moves, the step runs again (a gate against the
             champion must not reuse a decision made against the previous one).
+        env: Environment variables whose values join the cache key (only a hash of each
+            value is kept).
+        files: Files or folders (relative to the project root) whose content joins the key.
+        packages: Distributions whose installed versions join the key, e.g.
+            ``["scikit-learn"]``.
     """
 
     cache: bool = True
@@ -43,8 +48,23 @@ class StepSettings:
     resources: Mapping[str, Any] = field(default_factory=dict)
     cache_version: str | None = None
     models: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for label, example in (
+            ("env", "API_URL"),
+            ("files", "data/raw.csv"),
+            ("packages", "scikit-learn"),
+        ):
+            value = getattr(self, label)
+            if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
+                raise PipelineDefinitionError(
+                    f"The {label!r} parameter of step must be a list of non-empty strings "
+                    f"such as [{example!r}]. Got {value!r} instead."
+                )
+            object.__setattr__(self, label, tuple(value))
         if isinstance(self.models, str) or not all(isinstance(m, str) and m for m in self.models):
             raise PipelineDefinitionError(
                 "The 'models' parameter of step must be a list of registry references such "
@@ -253,6 +273,9 @@ def step(
     resources: Mapping[str, Any] | None = None,
     cache_version: str | None = None,
     models: Sequence[str] = (),
+    env: Sequence[str] = (),
+    files: Sequence[str] = (),
+    packages: Sequence[str] = (),
 ) -> Callable[[Callable[P, R]], Step[P, R]]: ...
 
 
@@ -269,6 +292,9 @@ def step(
     resources: Mapping[str, Any] | None = None,
     cache_version: str | None = None,
     models: Sequence[str] = (),
+    env: Sequence[str] = (),
+    files: Sequence[str] = (),
+    packages: Sequence[str] = (),
 ) -> Step[P, R] | Callable[[Callable[P, R]], Step[P, R]]:
     """Turn a typed function into a pipeline step.
 
@@ -279,6 +305,10 @@ def step(
         >>> @step(retries=2)
         ... def double(x: int) -> int:
         ...     return 2 * x
+
+    ``env``, ``files`` and ``packages`` declare inputs the code fingerprint cannot see:
+    environment variables (their values, hashed), files or folders (their content) and
+    distributions (their installed versions). Each joins the cache key.
     """
     settings = StepSettings(
         cache=cache,
@@ -289,6 +319,9 @@ def step(
         resources=dict(resources or {}),
         cache_version=cache_version,
         models=tuple(models) if not isinstance(models, str) else models,  # type: ignore[arg-type]
+        env=env,  # type: ignore[arg-type]  # validated (and made a tuple) by StepSettings
+        files=files,  # type: ignore[arg-type]
+        packages=packages,  # type: ignore[arg-type]
     )
 
     def decorate(function: Callable[P, R]) -> Step[P, R]:

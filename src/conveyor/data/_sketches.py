@@ -95,6 +95,25 @@ def _merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 _EMPTY = np.zeros(0, dtype=np.float64)
+# Chunks of at least this many values are sorted once and compacted on their own.
+_BULK = 1024
+
+
+def _sample(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """A sorted stratified sample of rate 2^-j of `values` and j (at least 1)."""
+    n = int(values.size)
+    shift = max(1, math.floor(math.log2(n / MIN_SAMPLE)))
+    step = 1 << shift
+    # One position in each block of `step` values (a last, partial block of r values
+    # contributes with probability r / step), so every value is picked with probability
+    # 1 / step. The generator is seeded by the chunk itself: same values, same sample.
+    seed = _splitmix(_bits(float(values[0])) ^ _bits(float(values[n // 2])) ^ n)
+    blocks = -(-n // step)
+    picks = np.arange(0, blocks * step, step, dtype=np.int64)
+    picks += np.random.default_rng(seed).integers(0, step, size=blocks, dtype=np.int64)
+    if picks[-1] >= n:
+        picks = picks[:-1]
+    return np.sort(values[picks]), shift
 
 
 class QuantileSketch:
@@ -155,34 +174,48 @@ class QuantileSketch:
         self._view = None
         self.min = min(self.min, float(values.min()))
         self.max = max(self.max, float(values.max()))
+        size = int(values.size)
         sampled = 0
-        if values.size >= 2 * MIN_SAMPLE:
-            sampled = self._insert_sample(values)
-        else:
+        if size >= 2 * MIN_SAMPLE:
+            sample, shift = _sample(values)
+            self._add_sorted(sample, shift)
+            sampled = int(sample.size)
+        elif size < _BULK or (self._exact and self.n + size <= EXACT_LIMIT):
             self._levels[0] = np.concatenate([self._levels[0], values])
-            self.n += int(values.size)
+            self.n += size
+        else:
+            self._add_sorted(np.sort(values), 0)
         self._compress()
         return sampled
 
-    def _insert_sample(self, values: np.ndarray) -> int:
-        n = int(values.size)
-        shift = max(1, math.floor(math.log2(n / MIN_SAMPLE)))
-        step = 1 << shift
-        # Stratified sample: one position in each block of `step` values (a last, partial
-        # block of r values contributes with probability r / step), so every value is
-        # picked with probability 1 / step. The generator is seeded by the chunk itself.
-        seed = _splitmix(_bits(float(values[0])) ^ _bits(float(values[n // 2])) ^ n)
-        blocks = -(-n // step)
-        picks = np.arange(0, blocks * step, step, dtype=np.int64)
-        picks += np.random.default_rng(seed).integers(0, step, size=blocks, dtype=np.int64)
-        if picks[-1] >= n:
-            picks = picks[:-1]
-        sample = np.sort(values[picks])
-        self._grow(shift + 1)
-        self._levels[shift] = _merge_sorted(self._levels[shift], sample)
-        self.n += int(sample.size) << shift
-        self._exact = False
-        return int(sample.size)
+    def _add_sorted(self, items: np.ndarray, level: int) -> None:
+        """Add sorted items of weight 2^level, compacting them on their own first.
+
+        A long sorted chunk is halved level by level (every other item, from the coin's
+        start; an odd first item stays on its level) until it fits in k items: the
+        compactions KLL would make, done on views of one sorted array instead of merging
+        into the sketch at every level. The pieces are then merged in.
+        """
+        self.n += int(items.size) << level
+        pieces: list[tuple[int, np.ndarray]] = []
+        while items.size > 2 * self.k:
+            self._grow(level + 1)
+            if items.size % 2:
+                pieces.append((level, items[:1].copy()))
+                items = items[1:]
+            offset = _coin(level, self._counts[level], float(items[items.size // 2]))
+            self._counts[level] += 1
+            items = items[offset::2]
+            level += 1
+        pieces.append((level, np.ascontiguousarray(items)))
+        if level > 0:
+            self._exact = False
+        self._grow(level + 1)
+        for height, piece in pieces:
+            if height == 0:
+                self._levels[0] = np.concatenate([self._levels[0], piece])
+            else:
+                self._levels[height] = _merge_sorted(self._levels[height], piece)
 
     def merge(self, other: QuantileSketch) -> None:
         """Add the values summarized by `other` (left unchanged)."""
@@ -235,7 +268,10 @@ class QuantileSketch:
         if self._view is None:
             items = np.concatenate(self._levels)
             weights = np.concatenate(
-                [np.full(level.size, 1 << h, dtype=np.int64) for h, level in enumerate(self._levels)]
+                [
+                    np.full(level.size, 1 << h, dtype=np.int64)
+                    for h, level in enumerate(self._levels)
+                ]
             )
             order = np.argsort(items, kind="stable")
             self._view = (items[order], np.cumsum(weights[order]))
@@ -300,7 +336,9 @@ class QuantileSketch:
         sketch = cls(k)
         sketch._levels = []
         for size in sizes:
-            sketch._levels.append(np.frombuffer(data, dtype="<f8", count=size, offset=offset).copy())
+            sketch._levels.append(
+                np.frombuffer(data, dtype="<f8", count=size, offset=offset).copy()
+            )
             offset += 8 * size
         sketch._counts = list(counts)
         sketch.n, sketch.min, sketch.max, sketch._exact = weight, low, high, bool(exact)

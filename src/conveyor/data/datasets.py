@@ -177,6 +177,8 @@ def register_dataset(
             external = str(resolved)
             table = ingest.read_table(source, format="delta", version=resolved)
         else:
+            if kind == "parquet" and Path(source).is_dir():
+                _check_folder(Path(source))
             table = ingest.read_table(source, format=kind, delimiter=delimiter)
     else:
         # Data conveyor made itself (origin given) is described by its origin.
@@ -185,6 +187,10 @@ def register_dataset(
         table = _to_table(source)
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
+    if table.num_columns == 0:
+        raise DataError(
+            f"Nothing to register as {name!r}: {source_text} has no columns. Check the source."
+        )
     if snapshot is None:
         snapshot = kind != "delta"
     profile = Profile.from_frame(table)
@@ -279,6 +285,47 @@ def _insert_version(store: MetadataStore, name: str, fields: dict[str, Any]) -> 
             data={"row_count": row.get("row_count"), "source": row.get("source")},
         )
     return _row(row, name)
+
+
+def _check_folder(folder: Path) -> None:
+    """A folder of Parquet files must hold some, all agreeing on every column's type.
+
+    Reading the folder as one dataset would cast every file to the first one's types;
+    a version must hold the values as they are, so a disagreement is refused instead.
+
+    Raises:
+        DataError: the folder holds no Parquet file, or two files give a column different
+            types (both named).
+    """
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    try:
+        files = sorted(ds.dataset(folder, format="parquet").files)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"Cannot open the folder {str(folder)!r} as Parquet: {exc}") from exc
+    if not files:
+        raise DataError(
+            f"The folder {str(folder)!r} holds no Parquet files: nothing to register. Point "
+            "at a folder of .parquet files (names starting with '.' or '_' are skipped)."
+        )
+    seen: dict[str, tuple[pa.DataType, str]] = {}
+    for file in files:
+        try:
+            schema = pq.read_schema(file)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(
+                f"Cannot read Parquet file {file!r}: {exc}. The file is corrupt or truncated."
+            ) from exc
+        for column in schema:
+            first = seen.setdefault(column.name, (column.type, file))
+            if first[0] != column.type:
+                raise DataError(
+                    f"The files of {str(folder)!r} disagree on the type of column "
+                    f"{column.name!r}: {Path(first[1]).name} has {first[0]}, "
+                    f"{Path(file).name} has {column.type}. Write every file with one type "
+                    "for it (or register the files as separate datasets)."
+                )
 
 
 _DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from conveyor.exceptions import DataError
+from conveyor.exceptions import DataError, StoreError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -214,7 +214,7 @@ class DatasetRef:
             parts = tuple(Partition(_check_hash(str(h)), int(n)) for h, n in raw["partitions"])
             columns = tuple((str(n), str(t)) for n, t in raw["columns"])
             return cls(str(raw["artifact_url"]), parts, columns, raw.get("name"))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, StoreError) as exc:
             raise DataError(f"These bytes are not a dataset reference: {exc}.") from exc
 
     def artifact_summary(self) -> dict[str, Any]:

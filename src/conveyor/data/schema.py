@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
-from conveyor.exceptions import SchemaFileError, did_you_mean
+from conveyor._internal.files import write_atomic
+from conveyor.exceptions import DataError, SchemaFileError, did_you_mean
 
 if TYPE_CHECKING:
     from conveyor.data.profile import Profile
@@ -67,6 +68,12 @@ class ColumnSchema:
     domain: tuple[str, ...] | None = None
     max_unseen_fraction: float = 0.0
     drift_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise DataError(
+                f"A column's min ({self.min:g}) is above its max ({self.max:g}); swap them."
+            )
 
     def to_yaml_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "dtype": self.dtype, "required": self.required}
@@ -107,6 +114,13 @@ class Schema:
     min_rows: int | None = None
     max_rows: int | None = None
     allow_new_columns: bool = False
+
+    def __post_init__(self) -> None:
+        low, high = self.min_rows, self.max_rows
+        if low is not None and high is not None and low > high:
+            raise DataError(
+                f"The schema's min_rows ({low}) is above its max_rows ({high}); swap them."
+            )
 
     @classmethod
     def infer(
@@ -187,7 +201,17 @@ class Schema:
         return header + str(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_yaml(), encoding="utf-8")
+        """Write the YAML form to `path`, atomically (never a partial file).
+
+        Raises:
+            SchemaFileError: the file cannot be written (its folder is missing, ...).
+        """
+        try:
+            write_atomic(path, self.to_yaml().encode("utf-8"))
+        except OSError as exc:
+            raise SchemaFileError(
+                f"Cannot write schema file {str(path)!r}: {exc.strerror or exc}."
+            ) from None
 
     @classmethod
     def from_yaml(cls, source: str | Path) -> Schema:
@@ -195,14 +219,16 @@ class Schema:
 
         Raises:
             SchemaFileError: the YAML does not parse, has an unknown key (the message names
-                the line and suggests the close match) or a value of the wrong type.
+                the line and suggests the close match), a value of the wrong type or out of
+                range, or a minimum above its maximum. The message is one line.
         """
         text, where = _read_source(source)
         try:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
+            data = yaml.safe_load(text) if node is not None else None
         except yaml.YAMLError as exc:
-            raise SchemaFileError(f"{where} is not valid YAML: {exc}") from exc
-        if node is None or not isinstance(node, yaml.MappingNode):
+            raise SchemaFileError(f"{where} is not valid YAML: {_yaml_problem(exc)}") from None
+        if not isinstance(node, yaml.MappingNode) or not isinstance(data, dict):
             raise SchemaFileError(
                 f"{where} must be a mapping with a 'columns' key. See `conveyor data "
                 "infer-schema` for an example."
@@ -216,56 +242,56 @@ class Schema:
                     if not isinstance(column_node, yaml.MappingNode):
                         raise SchemaFileError(
                             f"{where}, line {column_node.start_mark.line + 1}: column "
-                            f"{column_key.value!r} must be a mapping of settings."
+                            f"{_short(column_key.value)} must be a mapping of settings."
                         )
-                    _check_keys(column_node, _COLUMN_KEYS, where, f"column {column_key.value!r}")
-        data = yaml.safe_load(text)
-        return cls._from_dict(data, where, node)
+                    _check_keys(
+                        column_node, _COLUMN_KEYS, where, f"column {_short(column_key.value)}"
+                    )
+        return cls._from_dict(data, _Reader(where, node))
 
     @classmethod
-    def _from_dict(cls, data: dict[str, Any], where: str, node: yaml.MappingNode) -> Schema:
+    def _from_dict(cls, data: dict[str, Any], read: _Reader) -> Schema:
         version = data.get("version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
-            raise SchemaFileError(
-                f"{where}: schema version {version!r} is not supported (expected {SCHEMA_VERSION})."
+        if version != SCHEMA_VERSION or isinstance(version, bool):
+            raise read.error(
+                ["version"],
+                f"schema version {_short(version)} is not supported (expected {SCHEMA_VERSION})",
             )
-        rows = data.get("row_count") or {}
-        columns = {}
-        for name, spec in (data.get("columns") or {}).items():
-            kind = spec.get("kind")
-            if kind not in KINDS:
-                line = _line_of(node, ["columns", str(name), "kind"])
-                raise SchemaFileError(
-                    f"{where}, line {line}: column {name!r} has kind {kind!r}; expected one of "
-                    + ", ".join(KINDS)
-                    + "."
-                    + (did_you_mean(str(kind), list(KINDS)) if isinstance(kind, str) else "")
+        rows = data.get("row_count")
+        if rows is None:
+            rows = {}
+        if not isinstance(rows, dict):
+            raise read.error(
+                ["row_count"],
+                f"row_count must be a mapping like {{min: 1, max: null}}; got {_short(rows)}",
+            )
+        min_rows = read.count(rows.get("min"), ["row_count", "min"])
+        max_rows = read.count(rows.get("max"), ["row_count", "max"])
+        if min_rows is not None and max_rows is not None and min_rows > max_rows:
+            raise read.error(
+                ["row_count"], f"row_count min ({min_rows}) is above its max ({max_rows})"
+            )
+        specs = data.get("columns")
+        if specs is None:
+            specs = {}
+        if not isinstance(specs, dict):
+            raise read.error(
+                ["columns"],
+                "columns must be a mapping of column name to settings (name: {kind: "
+                f"numeric, ...}}); got {_short(specs)}",
+            )
+        columns: dict[str, ColumnSchema] = {}
+        for name, spec in specs.items():
+            if not isinstance(name, str) or not name:
+                raise read.error(
+                    ["columns"], f"column names must be non-empty strings; got {_short(name)}"
                 )
-            try:
-                domain = spec.get("domain")
-                columns[str(name)] = ColumnSchema(
-                    kind=kind,
-                    dtype=str(spec.get("dtype", "")),
-                    required=bool(spec.get("required", True)),
-                    max_null_fraction=float(spec.get("max_null_fraction", 0.0)),
-                    min=_number(spec.get("min")),
-                    max=_number(spec.get("max")),
-                    allow_nan=bool(spec.get("allow_nan", False)),
-                    allow_inf=bool(spec.get("allow_inf", False)),
-                    domain=None if domain is None else tuple(str(v) for v in domain),
-                    max_unseen_fraction=float(spec.get("max_unseen_fraction", 0.0)),
-                    drift_threshold=_number(spec.get("drift_threshold")),
-                )
-            except (TypeError, ValueError) as exc:
-                line = _line_of(node, ["columns", str(name)])
-                raise SchemaFileError(
-                    f"{where}, line {line}: column {name!r} has a value of the wrong type: {exc}."
-                ) from exc
+            columns[name] = read.column(name, spec)
         return cls(
             columns,
-            None if rows.get("min") is None else int(rows["min"]),
-            None if rows.get("max") is None else int(rows["max"]),
-            bool(data.get("allow_new_columns", False)),
+            min_rows,
+            max_rows,
+            read.flag(data, "allow_new_columns", False, ["allow_new_columns"]),
         )
 
     # ------------------------------------------------------------ artifact protocol
@@ -287,12 +313,122 @@ def _round_up(value: float) -> float:
     return math.ceil(value * 1000) / 1000
 
 
-def _number(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number, got {value!r}")
-    return float(value)
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: where, then what."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    return " ".join(str(exc).split())
+
+
+class _Reader:
+    """Typed reads of schema values; every error names the file, the line and the key."""
+
+    def __init__(self, where: str, node: yaml.MappingNode) -> None:
+        self.where = where
+        self.node = node
+
+    def error(self, path: list[str], problem: str) -> SchemaFileError:
+        end = "" if problem.endswith((".", "?")) else "."
+        return SchemaFileError(f"{self.where}, line {_line_of(self.node, path)}: {problem}{end}")
+
+    def count(self, value: Any, path: list[str]) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.error(
+                path, f"{'.'.join(path)} must be a whole number >= 0 or null; got {_short(value)}"
+            )
+        return value
+
+    def flag(self, spec: dict[str, Any], key: str, default: bool, path: list[str]) -> bool:
+        value = spec.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(path, f"{key} must be true or false; got {_short(value)}")
+        return value
+
+    def number(
+        self,
+        spec: dict[str, Any],
+        key: str,
+        path: list[str],
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        infinite: bool = False,
+    ) -> float | None:
+        value = spec.get(key)
+        if value is None:
+            return None
+        bound = (
+            f" between {low:g} and {high:g}"
+            if low is not None and high is not None
+            else f" >= {low:g}"
+            if low is not None
+            else ""
+        )
+        problem = f"{key} must be a number{bound} or null; got {_short(value)}"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(path, problem)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise self.error(path, problem) from None
+        if math.isnan(number) or (math.isinf(number) and not infinite):
+            raise self.error(path, problem)
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise self.error(path, problem)
+        return number
+
+    def column(self, name: str, spec: Any) -> ColumnSchema:
+        at = ["columns", name]
+        if not isinstance(spec, dict):
+            raise self.error(at, f"column {name!r} must be a mapping of settings")
+        kind = spec.get("kind")
+        if not isinstance(kind, str) or kind not in KINDS:
+            raise self.error(
+                [*at, "kind"],
+                f"column {name!r} has kind {_short(kind)}; expected one of "
+                + ", ".join(KINDS)
+                + "."
+                + (did_you_mean(kind, list(KINDS)) if isinstance(kind, str) else ""),
+            )
+        dtype = spec.get("dtype", "")
+        if not isinstance(dtype, str):
+            raise self.error([*at, "dtype"], f"dtype must be a string; got {_short(dtype)}")
+        domain = spec.get("domain")
+        if domain is not None and (
+            not isinstance(domain, list)
+            or not all(isinstance(v, str | int | float | bool) for v in domain)
+        ):
+            raise self.error(
+                [*at, "domain"], f"domain must be a list of values; got {_short(domain)}"
+            )
+
+        def num(key: str, **bounds: Any) -> float | None:
+            return self.number(spec, key, [*at, key], **bounds)
+
+        low, high = num("min", infinite=True), num("max", infinite=True)
+        if low is not None and high is not None and low > high:
+            raise self.error(at, f"column {name!r} has min {low:g} above its max {high:g}")
+        return ColumnSchema(
+            kind=kind,
+            dtype=dtype,
+            required=self.flag(spec, "required", True, [*at, "required"]),
+            max_null_fraction=num("max_null_fraction", low=0.0, high=1.0) or 0.0,
+            min=low,
+            max=high,
+            allow_nan=self.flag(spec, "allow_nan", False, [*at, "allow_nan"]),
+            allow_inf=self.flag(spec, "allow_inf", False, [*at, "allow_inf"]),
+            domain=None if domain is None else tuple(str(v) for v in domain),
+            max_unseen_fraction=num("max_unseen_fraction", low=0.0, high=1.0) or 0.0,
+            drift_threshold=num("drift_threshold", low=0.0),
+        )
 
 
 def _read_source(source: str | Path) -> tuple[str, str]:
@@ -301,16 +437,22 @@ def _read_source(source: str | Path) -> tuple[str, str]:
         try:
             return path.read_text(encoding="utf-8"), str(path)
         except OSError as exc:
-            raise SchemaFileError(f"Cannot read schema file {str(path)!r}: {exc}") from exc
+            raise SchemaFileError(
+                f"Cannot read schema file {str(path)!r}: {exc.strerror or exc}."
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise SchemaFileError(
+                f"Schema file {str(path)!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8."
+            ) from None
     return source, "schema YAML"
 
 
 def _check_keys(node: yaml.MappingNode, allowed: list[str], where: str, what: str) -> None:
     for key, _value in node.value:
-        name = str(key.value)
+        name = key.value if isinstance(key.value, str) else repr(key.value)
         if name not in allowed:
             raise SchemaFileError(
-                f"{where}, line {key.start_mark.line + 1}: unknown key {name!r} in {what}."
+                f"{where}, line {key.start_mark.line + 1}: unknown key {_short(name)} in {what}."
                 + did_you_mean(name, allowed)
                 + " Allowed keys: "
                 + ", ".join(allowed)

@@ -84,7 +84,9 @@ def file_digest(path: Path) -> str:
 def _distributions() -> dict[str, list[str]]:
     global _DISTRIBUTIONS
     if _DISTRIBUTIONS is None:
-        _DISTRIBUTIONS = {k: list(v) for k, v in importlib.metadata.packages_distributions().items()}
+        _DISTRIBUTIONS = {
+            k: list(v) for k, v in importlib.metadata.packages_distributions().items()
+        }
     return _DISTRIBUTIONS
 
 
@@ -96,14 +98,15 @@ def _imported_libraries(modules: Iterable[str], scope: ProjectScope) -> set[str]
         if module is None:
             continue
         for value in list(vars(module).values()):
-            if isinstance(value, types.ModuleType):
-                owner = value.__name__
-            else:
-                owner = getattr(value, "__module__", None)
-                if not isinstance(owner, str) or not (
-                    isinstance(value, type) or callable(value)
-                ):
-                    continue
+            owner: Any = (
+                value.__name__
+                if isinstance(value, types.ModuleType)
+                else getattr(value, "__module__", None)
+                if isinstance(value, type) or callable(value)
+                else None
+            )
+            if not isinstance(owner, str):
+                continue
             top = top_package(owner)
             if top and not scope.is_project_module(owner):
                 found.add(top)
@@ -114,7 +117,9 @@ def _param_component(name: str, value: Any) -> Component:
     try:
         digest = typed_digest(value)
     except TypeError:  # JSON-able but not plain (enum members, dict subclasses...)
-        digest = _sha(f"{type(value).__module__}.{type(value).__qualname__}:" + canonical_json(value))
+        digest = _sha(
+            f"{type(value).__module__}.{type(value).__qualname__}:" + canonical_json(value)
+        )
     preview = repr(value)
     if len(preview) > 60:
         preview = preview[:57] + "..."
@@ -196,7 +201,9 @@ class KeyBuilder:
             out.append(self._package(distribution))
         return out
 
-    def _libraries(self, libraries: set[str], modules: Iterable[str], scope: ProjectScope) -> list[Component]:
+    def _libraries(
+        self, libraries: set[str], modules: Iterable[str], scope: ProjectScope
+    ) -> list[Component]:
         if not self.cache_packages:
             return [
                 Component(
@@ -252,6 +259,7 @@ class KeyBuilder:
         params: Mapping[str, Any],
         inputs: Mapping[str, Any],
         materializers: Sequence[str],
+        models: Sequence[str] = (),
     ) -> tuple[str, list[dict[str, Any]]]:
         """(key, components as JSON) of one invocation.
 
@@ -261,6 +269,7 @@ class KeyBuilder:
             inputs: Per input name, a JSON description of the input artifacts (content
                 hashes and materializers).
             materializers: ``name@version`` of the materializers the inputs need.
+            models: ``ref=version`` of the registry references the step declares.
         """
         part = self.step_part(step)
         node = [_param_component(name, params[name]) for name in sorted(params)]
@@ -270,6 +279,9 @@ class KeyBuilder:
         for entry in materializers:
             name, _, version = entry.partition("@")
             node.append(Component("materializer", name, _sha(version), value=version))
+        for entry in models:
+            ref, _, version = entry.rpartition("=")
+            node.append(Component("model", ref, _sha(version), value=version))
         lines = "\n".join(sorted(c.line() for c in node))
         key = hashlib.sha256(f"{part.lines}\n\x00{lines}".encode()).hexdigest()
         return key, [*part.json, *(c.to_json() for c in node)]

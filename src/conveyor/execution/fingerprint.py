@@ -98,7 +98,7 @@ class Component:
         kind: ``step``, ``function``, ``class``, ``value``, ``global``, ``module``,
             ``library``, ``param``, ``input``, ``materializer``, ``setting``, ``env``,
             ``file`` or ``package``.
-        name: What it is, e.g. ``steps.config.CONFIG`` or ``API_URL``.
+        name: What it is, e.g. ``steps.config:CONFIG`` (module:qualified name) or ``API_URL``.
         digest: Its content hash (for env vars, a hash of the value, never the value).
         where: The file it is defined in, relative to the project root when inside it.
         note: Why it was hashed that way (a fallback), when not the usual way.
@@ -178,8 +178,10 @@ class ProjectScope:
             module = sys.modules.get(name)
             filename = getattr(module, "__file__", None)
             if filename is None:
+                # No file: notebooks, exec'd or removed modules are the user's; built-in
+                # and frozen modules are not.
                 origin = getattr(getattr(module, "__spec__", None), "origin", None)
-                result = module is not None and origin not in ("built-in", "frozen")
+                result = origin not in ("built-in", "frozen")
             else:
                 result = self.is_project_file(filename)
         self._memo[name] = result
@@ -472,7 +474,7 @@ class _Walk:
             self.alive.append(fn)
             return token
         # Register the token first: recursive helpers refer back to themselves.
-        provisional = f"fn:{module}.{fn.__qualname__}"
+        provisional = f"fn:{module}:{fn.__qualname__}"
         self.tokens[id(fn)] = provisional
         self.alive.append(fn)
         info = code_info(fn.__code__)
@@ -501,7 +503,7 @@ class _Walk:
         component = self._add(
             Component(
                 "function",
-                f"{module}.{fn.__qualname__}",
+                f"{module}:{fn.__qualname__}",
                 _combine(*(f"{k}={v}" for k, v in detail)),
                 self.scope.where(fn.__code__.co_filename),
                 "; ".join(notes),
@@ -536,7 +538,7 @@ class _Walk:
             self.tokens[id(cls)] = token
             self.alive.append(cls)
             return token
-        self.tokens[id(cls)] = f"class:{cls.__module__}.{cls.__qualname__}"
+        self.tokens[id(cls)] = f"class:{cls.__module__}:{cls.__qualname__}"
         self.alive.append(cls)
         detail = []
         notes = []
@@ -558,7 +560,7 @@ class _Walk:
         component = self._add(
             Component(
                 "class",
-                f"{cls.__module__}.{cls.__qualname__}",
+                f"{cls.__module__}:{cls.__qualname__}",
                 _combine(*(f"{k}={v}" for k, v in detail)),
                 self.scope.where(getattr(module, "__file__", None)),
                 "; ".join(notes),
@@ -601,7 +603,7 @@ class _Walk:
                 self._add(
                     Component(
                         "global",
-                        f"{module}.{name}",
+                        f"{module}:{name}",
                         _combine("module", target),
                         where,
                         value=f"module {target}",
@@ -622,7 +624,7 @@ class _Walk:
                 self._add(
                     Component(
                         "global",
-                        f"{module}.{name}",
+                        f"{module}:{name}",
                         _combine(token),
                         where,
                         value=token.partition(":")[2],
@@ -631,7 +633,7 @@ class _Walk:
                 )
             return
         digest, note = self._value_digest(value, module, f"`{name}`")
-        self._add(Component("value", f"{module}.{name}", digest, where, note), value)
+        self._add(Component("value", f"{module}:{name}", digest, where, note), value)
 
     # -------------------------------------------------------------- fallback
     def fallback(self, module: str, namespace: Mapping[str, Any], reason: str) -> None:

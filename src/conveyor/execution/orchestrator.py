@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conveyor._internal.hashing import canonical_json, hash_parts
+from conveyor._internal.hashing import canonical_json
 from conveyor._internal.ids import new_id
 from conveyor.config import Settings, load_settings
 from conveyor.core.pipeline import (
@@ -39,8 +39,8 @@ from conveyor.exceptions import (
     StepFailedError,
     StepTimeoutError,
 )
+from conveyor.execution.cache_keys import KeyBuilder
 from conveyor.execution.executors import Executor, make_executor
-from conveyor.execution.fingerprint import fingerprint
 from conveyor.execution.run import Run
 from conveyor.execution.worker import (
     ArtifactRef,
@@ -134,6 +134,7 @@ class _Execution:
         executor: Executor,
         use_cache: bool,
         on_event: EventHandler | None,
+        pipeline_module: str | None = None,
     ) -> None:
         self.plan = plan
         self.run_id = run_id
@@ -144,6 +145,8 @@ class _Execution:
         self.use_cache = use_cache
         self.on_event = on_event
         self.registry = default_registry()
+        self.keys = KeyBuilder(settings, pipeline_module)
+        self.key_components: dict[str, list[dict[str, Any]]] = {}
         self.root = str(settings.root)
         self.nodes: dict[str, Node] = dict(plan.nodes)
         self.downstream = plan.downstream()
@@ -205,22 +208,21 @@ class _Execution:
         versions = sorted(
             {f"{m}@{self.registry.by_name(m).version}" for m in _materializers(inputs.values())}
         )
-        # Declared registry references join the key only when there are some, so keys of
-        # steps without them stay what they were.
+        # Declared registry references join the key with the version each points at now.
         models = (
-            (",".join(current_versions(self.metadata.engine, step.settings.models)),)
+            current_versions(self.metadata.engine, step.settings.models)
             if step.settings.models
-            else ()
+            else []
         )
-        return hash_parts(
-            step.name,
-            fingerprint(step, self.root),
-            canonical_json(node.params),
-            canonical_json({k: self._describe(v) for k, v in sorted(inputs.items())}),
-            ",".join(versions),
-            step.settings.cache_version or "",
-            *models,
+        key, components = self.keys.key_for(
+            step,
+            node.params,
+            {k: self._describe(v) for k, v in inputs.items()},
+            versions,
+            models=models,
         )
+        self.key_components[key] = components
+        return key
 
     # ------------------------------------------------------------------ scheduling
     def start(self) -> None:
@@ -301,7 +303,8 @@ class _Execution:
                         "cache_key": key,
                         "params": _json_params(node.params),
                     }
-                ]
+                ],
+                cache_keys={key: self.key_components.pop(key, [])},
             )
         else:
             self.metadata.update_step_run(step_run_id, attempts=attempt)
@@ -795,6 +798,7 @@ def run_pipeline(
         executor=runner,
         use_cache=settings.cache if cache is None else cache,
         on_event=on_event,
+        pipeline_module=getattr(pipeline.fn, "__module__", None),
     )
     try:
         execution.start()

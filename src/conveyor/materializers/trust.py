@@ -27,8 +27,15 @@ from typing import Any
 # Top-level packages a name must start with before anything is imported to check it.
 _LIBRARIES = frozenset({"sklearn", "numpy", "scipy", "lightgbm", "xgboost"})
 # Where allowed classes may be defined (module prefixes).
-_CLASS_MODULES = ("sklearn", "numpy", "scipy.sparse", "scipy.special", "scipy.stats")
-_CLASS_MODULES += ("lightgbm", "xgboost")
+_CLASS_MODULES = (
+    "sklearn",
+    "numpy",
+    "scipy.sparse",
+    "scipy.special",
+    "scipy.stats",
+    "lightgbm",
+    "xgboost",
+)
 # Module name parts that read or write files, compile code or hold test helpers.
 _EXCLUDED_PARTS = frozenset(
     {

@@ -586,10 +586,13 @@ class Monitor:
         return found[0] if found else None
 
     # ------------------------------------------------------------------ labels
-    def add_labels(self, labels: Any) -> int:
+    def add_labels(self, labels: Any, *, refresh: bool = True) -> int:
         """Store ground truth: columns ``request_id``, ``label`` and optionally ``row``.
 
-        A label given again for the same request and row replaces the earlier one.
+        A label given again for the same request and row replaces the earlier one. With
+        `refresh`, the reports of the windows these requests belong to are recomputed
+        (`refresh_labeled`), so their performance counts the new labels at once; windows
+        not reported yet join the labels when they are.
 
         Raises:
             DataError: a required column is missing.
@@ -620,7 +623,32 @@ class Monitor:
             if i is not None and v is not None
         ]
         _upsert_labels(self.metadata_store.engine, records)
+        if refresh:
+            self.refresh_labeled({r["request_id"] for r in records})
         return len(records)
+
+    def refresh_labeled(
+        self, request_ids: Iterable[Any] | None = None, *, html: bool = True
+    ) -> list[MonitorReport]:
+        """Recompute the reported windows that hold these requests (their reports update
+        in place, keeping their ids).
+
+        Args:
+            request_ids: Requests whose labels arrived; None: every labeled request.
+            html: Rewrite the reports' HTML pages too.
+
+        Returns:
+            The recomputed reports (empty when no reported window holds the requests).
+        """
+        from conveyor.monitoring import _labels
+        from conveyor.registry.refs import ModelRef
+
+        ids = _labels.labeled_request_ids(self) if request_ids is None else request_ids
+        model_name = ModelRef.parse(self.model).name
+        reports: list[MonitorReport] = []
+        for start, end in _labels.windows_holding(self, model_name, ids):
+            reports.extend(self.run_window(start, end, html=html))
+        return reports
 
     def labels_for(self, request_ids: Iterable[Any]) -> dict[tuple[str, int], Any]:
         """Labels of these requests, keyed by (request id, row within the request)."""

@@ -38,6 +38,7 @@ import orjson
 from conveyor.exceptions import ServingError
 from conveyor.serving.auth import BearerAuth
 from conveyor.serving.batching import BatchPolicy, MicroBatcher
+from conveyor.serving.limits import ServerLimits
 from conveyor.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from conveyor.serving.metrics import ServingMetrics
 from conveyor.serving.predlog import LogPolicy, PredictionLogger
@@ -82,6 +83,8 @@ class ServeOptions:
             ~100 ms, the whole tail latency of a busy server. The collector, if paused
             while the process started, is resumed after the first load attempt. Only for
             a server that owns its process: `serve` sets it.
+        limits: Connection cap and keep-alive, header and body timeouts (applied by
+            `serve`, i.e. under uvicorn).
     """
 
     unseen: Unseen = "reject"
@@ -92,6 +95,7 @@ class ServeOptions:
     prediction_log: LogPolicy | None = field(default_factory=LogPolicy)
     load_wait: float = 30.0
     freeze_heap: bool = False
+    limits: ServerLimits = field(default_factory=ServerLimits)
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1:

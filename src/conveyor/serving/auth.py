@@ -68,13 +68,23 @@ def check_bind(host: str, token: str | None) -> None:
 
 
 class BearerAuth:
-    """Constant-time check of an ``Authorization`` header value."""
+    """Constant-time check of an ``Authorization`` header value.
+
+    The scheme is case-insensitive (RFC 9110: ``bearer``, ``BEARER`` and ``Bearer`` are
+    one scheme); the token is compared exactly, in constant time.
+    """
 
     def __init__(self, token: str) -> None:
         self._expected = ("Bearer " + token).encode()
+        self._token = token.encode()
 
     def __repr__(self) -> str:
         return "BearerAuth(token=***)"
 
     def allows(self, header: bytes | None) -> bool:
-        return header is not None and hmac.compare_digest(header, self._expected)
+        if header is None:
+            return False
+        if hmac.compare_digest(header, self._expected):  # the usual spelling: one compare
+            return True
+        scheme, _, credentials = header.strip().partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self._token)

@@ -138,9 +138,7 @@ def _store(
         table = r.serving_caches
         with metadata.engine.begin() as c:
             c.execute(
-                table.delete().where(
-                    table.c.model_hash == content_hash, table.c.runtime == runtime
-                )
+                table.delete().where(table.c.model_hash == content_hash, table.c.runtime == runtime)
             )
             c.execute(
                 table.insert(),

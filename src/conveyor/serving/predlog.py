@@ -274,6 +274,8 @@ class PredictionLogger:
 
     def _salvage(self, buffer: list[_Entry]) -> None:
         """Write what converts, grouped by column layout; reject the rows that do not."""
+        import pyarrow as pa
+
         groups: dict[str, list[Any]] = {}
         rejects: list[tuple[_Entry, int, str]] = []  # (one-row entry, row, reason)
         for entry in buffer:
@@ -295,15 +297,19 @@ class PredictionLogger:
             # The layout most rows share is the segment's; rows converted to another layout
             # (a column of other types) would break readers of the log: they are rejects.
             layouts = sorted(groups.values(), key=lambda ts: -sum(t.num_rows for t in ts))
-            self._commit(layouts[0], buffer[0])
-            expected = layouts[0][0].schema
+            main = list(layouts[0])
+            expected = main[0].schema.remove_metadata()
             for tables in layouts[1:]:
                 for table in tables:
-                    reason = "its columns do not have the types of the other rows: " + _diff(
-                        expected, table.schema
-                    )
-                    for row in _entries_of(table, buffer[0]):
-                        rejects.append((row, 0, reason))
+                    try:  # string vs large_string and the like: the same values
+                        main.append(table.replace_schema_metadata(None).cast(expected))
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+                        reason = "its columns do not have the types of the other rows: " + (
+                            _diff(expected, table.schema)
+                        )
+                        for row in _entries_of(table, buffer[0]):
+                            rejects.append((row, 0, reason))
+            self._commit(main, buffer[0])
         if rejects:
             self._reject(rejects)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import json
 import os
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from conveyor._internal.lazy import require
@@ -13,6 +15,7 @@ from conveyor.exceptions import ConfigError
 from conveyor.serving.app import ServeOptions, ServingApp, create_app
 from conveyor.serving.auth import DEFAULT_HOST, check_bind, read_token
 from conveyor.serving.batching import BatchPolicy
+from conveyor.serving.limits import ServerLimits
 from conveyor.serving.predlog import LogPolicy
 
 if TYPE_CHECKING:
@@ -38,6 +41,7 @@ def _options_from_json(data: dict[str, Any], token: str | None) -> ServeOptions:
         prediction_log=LogPolicy(**log) if log is not None else None,
         load_wait=data["load_wait"],
         freeze_heap=data["freeze_heap"],
+        limits=ServerLimits(**data["limits"]),
     )
 
 
@@ -62,7 +66,8 @@ def worker_app() -> ServingApp:
     spec = json.loads(os.environ[_SPEC_ENV])
     token = read_token(spec["token_file"]) if spec["token_file"] else None
     options = _options_from_json(spec["options"], token)
-    return build_app(RegistrySource(spec["ref"]), options, spec["artifact_url"])
+    source = RegistrySource(spec["ref"], trusted=spec.get("trusted", ()))
+    return build_app(source, options, spec["artifact_url"])
 
 
 def serve(
@@ -75,6 +80,8 @@ def serve(
     options: ServeOptions | None = None,
     artifact_url: str | None = None,
     log_level: str = "warning",
+    trusted: Collection[str] = (),
+    announce: Callable[[], None] | None = None,
 ) -> None:
     """Serve a model until interrupted.
 
@@ -87,6 +94,10 @@ def serve(
         options: Validation, batching, limits and logging behaviour.
         artifact_url: Artifact store receiving prediction logs (None: no logging).
         log_level: uvicorn's log level.
+        trusted: Type names the model's bytes may use beyond the allow-list and the
+            version's recorded list (explicit opt-in; see docs/security.md).
+        announce: Called once the server listens (the CLI prints its banner there), so
+            nothing is announced when the server refuses or fails to start.
 
     Raises:
         ConfigError: a non-loopback host without a token, an unreadable token file, or
@@ -103,6 +114,9 @@ def serve(
     # collections they trigger find no garbage. The app resumes the collector once the
     # model is loaded and frozen.
     gc.disable()
+    from conveyor.serving.protocol import LimitedHttpProtocol
+
+    _room_for_connections(options.limits.max_connections)
     common: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -111,14 +125,18 @@ def serve(
         "lifespan": "on",
         "server_header": False,
         "timeout_graceful_shutdown": 10,
+        "http": LimitedHttpProtocol,
+        "timeout_keep_alive": options.limits.keep_alive,
     }
     if workers == 1:
         if isinstance(source, str):
             from conveyor.serving.servable import RegistrySource
 
-            source = RegistrySource(source)
+            source = RegistrySource(source, trusted=trusted)
         app = build_app(source, options, artifact_url)
-        uvicorn.Server(uvicorn.Config(app, **common)).run()
+        config = uvicorn.Config(app, **common)
+        config.conveyor_limits = options.limits  # read by LimitedHttpProtocol
+        _announcing_server(uvicorn, config, announce).run()
         return
     if not isinstance(source, str):
         raise ConfigError(
@@ -131,6 +149,44 @@ def serve(
             "token_file": os.path.abspath(token_file) if token_file else None,
             "options": _options_to_json(options),
             "artifact_url": artifact_url,
+            "trusted": sorted(trusted),
         }
     )
-    uvicorn.run("conveyor.serving.server:worker_app", factory=True, workers=workers, **common)
+    from uvicorn.supervisors import Multiprocess
+
+    # What uvicorn.run does for workers, with the limits on the config the workers receive.
+    config = uvicorn.Config(
+        "conveyor.serving.server:worker_app", factory=True, workers=workers, **common
+    )
+    config.conveyor_limits = options.limits
+    sock = config.bind_socket()
+    if announce is not None:
+        announce()
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[sock]).run()
+
+
+def _announcing_server(uvicorn: Any, config: Any, announce: Callable[[], None] | None) -> Any:
+    """A uvicorn server calling `announce` once it listens (never when it cannot start)."""
+
+    class Server(uvicorn.Server):  # type: ignore[misc,name-defined]
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if announce is not None and self.started and not self.should_exit:
+                announce()
+
+    return Server(config)
+
+
+def _room_for_connections(max_connections: int) -> None:
+    """Raise the open-file limit so `max_connections` sockets fit, where the OS allows."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + 256  # the model, the stores, the log
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))

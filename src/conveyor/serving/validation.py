@@ -131,7 +131,9 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _INT_EXPECTED = f"an integer between {INT64_MIN} and {INT64_MAX}"
 # pandas' nanosecond timestamps cover 1677-09-21 to 2262-04-11; whole years inside that.
 _FIRST_YEAR, _LAST_YEAR = 1678, 2261
-_DATETIME_EXPECTED = f"an ISO 8601 date-time string between the years {_FIRST_YEAR} and {_LAST_YEAR}"
+_DATETIME_EXPECTED = (
+    f"an ISO 8601 date-time string between the years {_FIRST_YEAR} and {_LAST_YEAR}"
+)
 
 
 def _check_for(rule: ColumnRule, unseen: Unseen) -> Check:
@@ -308,9 +310,7 @@ class Validator:
             # below finds the first offending record so the error names it.
             fast: dict[str, list[Any]] = {}
             for name, nullable, check, dtype in self._checks:
-                coerced = _column(
-                    [r.get(name, _MISSING) for r in records], nullable, dtype, check
-                )
+                coerced = _column([r.get(name, _MISSING) for r in records], nullable, dtype, check)
                 if coerced is None:
                     break
                 fast[name] = coerced

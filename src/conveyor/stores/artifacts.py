@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from conveyor._internal.files import write_atomic
+from conveyor._internal.files import fsync_dir, write_atomic
 from conveyor.exceptions import ArtifactCorruptError, ConfigError, StoreError
 
 _HEX = set("0123456789abcdef")
@@ -103,7 +103,9 @@ class LocalArtifactStore:
     def _dir(self, path: Path) -> None:
         key = str(path)
         if key not in self._made:
-            path.mkdir(parents=True, exist_ok=True)
+            if not path.is_dir():
+                path.mkdir(parents=True, exist_ok=True)
+                fsync_dir(path.parent)  # the new folder's own entry survives a power loss
             self._made.add(key)
 
     def _path(self, content_hash: str) -> Path:

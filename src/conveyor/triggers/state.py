@@ -112,22 +112,25 @@ def claim(
     }
     try:
         with engine.begin() as c:
-            fired = occurrence.suppress is None and c.execute(
-                s.update()
-                .where(
-                    s.c.key == key,
-                    sa.or_(
-                        s.c.last_fired_at.is_(None),
-                        s.c.last_fired_at <= now - trigger.cooldown,
-                    ),
-                )
-                .values(
-                    last_fired_at=now,
-                    fire_count=s.c.fire_count + 1,
-                    cursor=cursor,
-                    updated_at=now,
-                )
-            ).rowcount
+            fired = (
+                occurrence.suppress is None
+                and c.execute(
+                    s.update()
+                    .where(
+                        s.c.key == key,
+                        sa.or_(
+                            s.c.last_fired_at.is_(None),
+                            s.c.last_fired_at <= now - trigger.cooldown,
+                        ),
+                    )
+                    .values(
+                        last_fired_at=now,
+                        fire_count=s.c.fire_count + 1,
+                        cursor=cursor,
+                        updated_at=now,
+                    )
+                ).rowcount
+            )
             if fired:
                 c.execute(e.insert(), [{**row, "status": FIRED}])
                 record_event(

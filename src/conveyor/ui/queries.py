@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -32,16 +33,90 @@ def run_statuses(db: MetadataStore, run_ids: Sequence[str]) -> dict[str, str]:
         }
 
 
-def cache_components(db: MetadataStore, step_run_id: str) -> dict[str, object] | None:
-    """What went into a step run's cache key, when the store records it (issue 11).
+@dataclass(frozen=True)
+class ComponentChange:
+    """One component that differs between two cache keys of the same step."""
 
-    Returns None on a store that does not record the components.
+    kind: str
+    name: str
+    change: str  # "changed", "added" or "removed"
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class CacheExplanation:
+    """What went into a step run's cache key and, when it ran, what changed since the
+    previous execution of the same step in the same pipeline.
+
+    Attributes:
+        components: The recorded components of its key (kind, name, digest, ...).
+        previous: The previous executed step run (id, run_id) with another key, if any.
+        changes: Components added, removed or changed against `previous`'s key.
     """
-    column = t.step_runs.c.get("cache_components")
-    if column is None:
-        return None
+
+    components: tuple[Mapping[str, Any], ...]
+    previous: Mapping[str, Any] | None
+    changes: tuple[ComponentChange, ...]
+
+
+def _normal(component: Mapping[str, Any]) -> dict[str, Any]:
+    """A component with its content hash under ``digest`` (stored as ``hash``)."""
+    return {
+        "kind": str(component.get("kind", "")),
+        "name": str(component.get("name", "")),
+        "digest": str(component.get("hash") or component.get("digest") or ""),
+        "where": str(component.get("where") or ""),
+        "note": str(component.get("note") or ""),
+        "value": str(component.get("value") or ""),
+    }
+
+
+def _shown(component: Mapping[str, Any]) -> str:
+    value = str(component.get("value") or "")
+    digest = str(component.get("digest") or "")[:12]
+    return f"{value} ({digest})" if value else digest
+
+
+def cache_explanation(db: MetadataStore, step_run_id: str) -> CacheExplanation | None:
+    """Why a step ran or hit the cache, from the recorded key components (issue 11).
+
+    Returns None when the step run has no cache key or the store has no components for it
+    (runs recorded before components were stored). Four queries whatever the key's size.
+    """
     with db.engine.connect() as c:
-        value = c.execute(
-            sa.select(column).where(t.step_runs.c.id == step_run_id)
-        ).scalar_one_or_none()
-    return dict(value) if isinstance(value, dict) else None
+        row = (
+            c.execute(sa.select(t.step_runs).where(t.step_runs.c.id == step_run_id))
+            .mappings()
+            .first()
+        )
+    if row is None or not row["cache_key"]:
+        return None
+    previous = None if row["cache_hit"] else db.previous_step_run(dict(row))
+    keys = [row["cache_key"], *([previous["cache_key"]] if previous else [])]
+    found = db.cache_key_components(keys)
+    if row["cache_key"] not in found:
+        return None
+    mine = [_normal(x) for x in found[row["cache_key"]]]
+    changes: list[ComponentChange] = []
+    if previous is not None and previous["cache_key"] in found:
+        before = {(x["kind"], x["name"]): x for x in map(_normal, found[previous["cache_key"]])}
+        after = {(x["kind"], x["name"]): x for x in mine}
+        for key in sorted(before.keys() | after.keys()):
+            old, new = before.get(key), after.get(key)
+            if old is not None and new is not None and old.get("digest") == new.get("digest"):
+                continue
+            changes.append(
+                ComponentChange(
+                    kind=key[0],
+                    name=key[1],
+                    change="changed" if old and new else ("added" if new else "removed"),
+                    before=_shown(old) if old else "",
+                    after=_shown(new) if new else "",
+                )
+            )
+    return CacheExplanation(
+        components=tuple(mine),
+        previous=None if previous is None else {"id": previous["id"], "run_id": previous["run_id"]},
+        changes=tuple(changes),
+    )

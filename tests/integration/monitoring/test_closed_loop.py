@@ -47,6 +47,15 @@ def test_drift_retrains_promotes_reloads_and_links_every_hop(tmp_path: Path) -> 
     assert run["trigger"]["event_id"] == event["id"]
     assert run["trigger"]["kind"] == "drift"
     assert holder.run_id == run["id"]
+    # churn/2 was trained on the drifted window's labeled predictions (from-predictions)
+    graph = registry.lineage("churn/2")
+    [read] = [d for d in graph["data"] if "dataset" in d]
+    assert read["dataset"] == "churn-fresh@1"
+    assert read["origin"]["windows"][0]["report_id"] == event["report_id"]
+    assert graph["trigger"]["event_id"] == event["id"]
+    assert graph["trigger"]["report"]["id"] == event["report_id"]
+    decision = holder.gate or {}
+    assert decision["champion_basis"] == "holdout" and decision["champion_version"] == 1
     from conveyor.monitoring.monitor import Monitor
 
     reports = Monitor.get("churn-prod", metadata_store=store).reports(limit=10)

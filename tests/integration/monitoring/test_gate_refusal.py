@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conveyor.cli.demo import make_retrain
+from conveyor.cli.demo import FRESH_DATA, TRAIN_DATA, make_retrain
 from conveyor.config import Settings
+from conveyor.data.datasets import register_dataset
 from conveyor.execution.orchestrator import run_pipeline
 from conveyor.execution.run import get_run
 from conveyor.monitoring.generator import TARGET, ChurnGenerator
@@ -29,10 +30,10 @@ def test_drift_retrain_that_fails_the_gate_leaves_the_champion_in_place(
     artifacts = open_artifact_store(settings.artifact_url)
     registry = get_registry(store, artifacts)
     generator = ChurnGenerator(seed=7)
-    fresh = tmp_path / "fresh.parquet"
-    generator.batch(3000, drift=0.0, index=0).to_parquet(fresh)
-    retrain = make_retrain(str(fresh))
-    first = run_pipeline(retrain, {"path": str(fresh)}, settings=settings).output()
+    stores = {"metadata_store": store, "artifact_store": artifacts}
+    register_dataset(TRAIN_DATA, generator.batch(3000, drift=0.0, index=0), **stores)  # type: ignore[arg-type]
+    retrain = make_retrain()
+    first = run_pipeline(retrain, {"data": TRAIN_DATA}, settings=settings).output()
     assert first["promoted"] is True
     assert registry.resolve("churn@production").version == 1
 
@@ -54,7 +55,7 @@ def test_drift_retrain_that_fails_the_gate_leaves_the_champion_in_place(
     # The fresh data the retraining reads has shuffled labels: the candidate learns noise.
     broken = generator.batch(3000, drift=1.0, index=2)
     broken[TARGET] = np.random.default_rng(0).permutation(broken[TARGET].to_numpy())
-    broken.to_parquet(fresh)
+    register_dataset(FRESH_DATA, broken, **stores)  # type: ignore[arg-type]
     fired = scheduler.tick()
     assert [f.status for f in fired] == ["fired"]
     assert scheduler.wait_for_runs(180)

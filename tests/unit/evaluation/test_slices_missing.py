@@ -29,7 +29,9 @@ def regions(n: int) -> list[object]:
 
 
 @pytest.mark.parametrize("dtype", [object, "string", "category"])
-def test_missing_values_form_their_own_slice(data: tuple[Model, pd.DataFrame], dtype: object) -> None:
+def test_missing_values_form_their_own_slice(
+    data: tuple[Model, pd.DataFrame], dtype: object
+) -> None:
     model, frame = data
     frame = frame.assign(region=pd.Series(regions(len(frame)), dtype=dtype))  # type: ignore[call-overload]
     report = evaluate(model, frame, metrics=["roc_auc", "accuracy"], slices=["region"], bootstrap=0)

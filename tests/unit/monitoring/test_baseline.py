@@ -99,7 +99,9 @@ def _log_as(logger: Any, model: Model, name: str, frame: pd.DataFrame) -> None:
     features = frame[model.signature.names]
     proba = model.predict_proba(features)
     requests = [(f"r-{j}", 10) for j in range(0, len(features), 10)]
-    logger.submit(name, "1", frame=features, preds=model.predict(features), proba=proba, requests=requests)
+    logger.submit(
+        name, "1", frame=features, preds=model.predict(features), proba=proba, requests=requests
+    )
     logger.flush()
 
 

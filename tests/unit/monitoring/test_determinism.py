@@ -95,7 +95,11 @@ def test_quantiles_are_exact_up_to_the_limit_and_bounded_beyond() -> None:
     ordered = np.sort(small)
     points = ordered[::37]
     assert sketch.get_cdf(points)[:-1] == (np.searchsorted(ordered, points) / small.size).tolist()
-    assert sketch.get_quantiles([0.0, 0.5, 1.0]) == [ordered[0], ordered[EXACT_LIMIT // 2], ordered[-1]]
+    assert sketch.get_quantiles([0.0, 0.5, 1.0]) == [
+        ordered[0],
+        ordered[EXACT_LIMIT // 2],
+        ordered[-1],
+    ]
 
     large = rng.normal(size=300_000)
     for parts in (1, 7):
@@ -172,7 +176,11 @@ def test_a_monitor_window_gives_the_same_report_in_every_process(tmp_path: Path)
     logger.close()
     end = time.time() + 1
     Monitor(
-        "churn-prod", "churn@production", window="1h", metadata_store=metadata, artifact_store=artifacts
+        "churn-prod",
+        "churn@production",
+        window="1h",
+        metadata_store=metadata,
+        artifact_store=artifacts,
     ).save()
     outputs = fresh_processes(textwrap.dedent(MONITOR_CHILD), db, files, str(start), str(end))
     assert outputs[0] == outputs[1] == outputs[2]

@@ -37,3 +37,43 @@ def test_bearer_check_never_shows_the_token() -> None:
     assert auth.allows(b"Bearer abc")
     assert not auth.allows(b"Bearer abd") and not auth.allows(None)
     assert "abc" not in repr(auth)
+
+
+def test_the_bearer_scheme_is_case_insensitive_the_token_is_not() -> None:
+    auth = BearerAuth("Tok3n")
+    for header in (b"bearer Tok3n", b"BEARER Tok3n", b"BeArEr Tok3n", b"Bearer  Tok3n"):
+        assert auth.allows(header), header
+    for header in (b"bearer tok3n", b"Basic Tok3n", b"bearerTok3n", b"Tok3n", b"bearer "):
+        assert not auth.allows(header), header
+
+
+def test_serve_refuses_a_public_bind_without_printing_the_serving_banner(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from conveyor.registry import Registry
+    from conveyor.stores.artifacts import open_artifact_store
+    from conveyor.stores.metadata import open_metadata_store
+    from tests.unit.streaming.support import train
+
+    env = dict(os.environ)
+    env["CONVEYOR_DB_URL"] = f"sqlite:///{tmp_path / 'conveyor.db'}"
+    env["CONVEYOR_ARTIFACT_URL"] = str(tmp_path / "artifacts")
+    Registry(
+        open_metadata_store(env["CONVEYOR_DB_URL"]),
+        open_artifact_store(env["CONVEYOR_ARTIFACT_URL"]),
+    ).register(train(), "cancer", promote_to="production")
+    conveyor = str(Path(sys.executable).parent / "conveyor")
+    out = subprocess.run(
+        [conveyor, "serve", "cancer@production", "--host", "0.0.0.0", "--port", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode != 0
+    assert "Refusing to bind '0.0.0.0' without a token" in out.stderr
+    assert "Serving" not in out.stderr + out.stdout and "http://" not in out.stderr
+    assert "Traceback" not in out.stderr

@@ -66,7 +66,13 @@ def test_a_real_cli_process_shows_no_password(tmp_path: Path) -> None:
     env["CONVEYOR_DB_URL"] = BAD_URLS[3]
     conveyor = str(Path(sys.executable).with_name("conveyor"))
     done = subprocess.run(
-        [conveyor, "runs", "list"], cwd=tmp_path, env=env, capture_output=True, text=True
+        [conveyor, "runs", "list"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert done.returncode == 1
     assert SECRET not in done.stdout + done.stderr and "with@sign" not in done.stderr

@@ -63,10 +63,10 @@ def test_a_file_naming_another_class_is_refused_before_importing_it(tmp_path: ob
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("model.json", json.dumps(header))
         archive.writestr("model.bin", payload)
-    with pytest.raises(ModelError, match="subprocess.Popen"):
+    with pytest.raises(ModelError, match=r"subprocess\.Popen"):
         Model.from_bytes(buffer.getvalue())
     # Trusted by name but not a torch module: still never constructed.
-    with pytest.raises(ModelError, match="not a torch.nn.Module"):
+    with pytest.raises(ModelError, match=r"not a torch\.nn\.Module"):
         Model.from_bytes(buffer.getvalue(), trusted=["subprocess.Popen"])
     import pathlib
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -101,8 +102,8 @@ def test_pack_uses_as_many_lanes_as_the_peak_concurrency():
     lanes = pack(bars)
     assert max(lanes) + 1 == 3
     for lane in set(lanes):
-        spans = sorted((b.start, b.end) for b, l in zip(bars, lanes, strict=True) if l == lane)
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        spans = sorted((b.start, b.end) for b, at in zip(bars, lanes, strict=True) if at == lane)
+        for (_, end), (start, _) in itertools.pairwise(spans):
             assert end <= start
 
 

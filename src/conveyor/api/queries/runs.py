@@ -374,7 +374,8 @@ def list_runs(
         query = query.where(r.c.status == status)
     if trigger:
         kind = r.c.trigger["kind"].as_string()
-        query = query.where(r.c.trigger.is_(None) if trigger == "none" else kind == trigger)
+        # A run started by hand stores JSON null (or SQL NULL): its kind extracts as NULL.
+        query = query.where(kind.is_(None) if trigger == "none" else kind == trigger)
     for key, wanted in (tags or {}).items():
         query = query.where(
             sa.exists().where(

@@ -228,10 +228,86 @@ class MetadataStore:
             )
 
     # ------------------------------------------------------------------ step runs
-    def start_step_runs(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def start_step_runs(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        cache_keys: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    ) -> None:
+        """Insert step runs and, in the same transaction, the components of their keys
+        (each key's components are written once; keys already known are skipped)."""
         if rows:
             with self.engine.begin() as c:
                 c.execute(t.step_runs.insert(), [dict(r) for r in rows])
+                if cache_keys:
+                    self._insert_cache_keys(c, cache_keys)
+
+    def _insert_cache_keys(
+        self, c: sa.Connection, cache_keys: Mapping[str, Sequence[Mapping[str, Any]]]
+    ) -> None:
+        now = time.time()
+        values = [
+            {"key": k, "components": [dict(x) for x in v], "created_at": now}
+            for k, v in cache_keys.items()
+        ]
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            c.execute(pg_insert(t.cache_keys).on_conflict_do_nothing(), values)
+        elif self.dialect == "sqlite":
+            c.execute(t.cache_keys.insert().prefix_with("OR IGNORE"), values)
+        else:
+            known = set(
+                c.execute(
+                    sa.select(t.cache_keys.c.key).where(t.cache_keys.c.key.in_(list(cache_keys)))
+                ).scalars()
+            )
+            fresh = [v for v in values if v["key"] not in known]
+            if fresh:
+                c.execute(t.cache_keys.insert(), fresh)
+
+    def cache_key_components(self, keys: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """The recorded components of each of `keys` that is known."""
+        wanted = [k for k in set(keys) if k]
+        if not wanted:
+            return {}
+        with self.engine.connect() as c:
+            return {
+                r.key: list(r.components)
+                for r in c.execute(
+                    sa.select(t.cache_keys.c.key, t.cache_keys.c.components).where(
+                        t.cache_keys.c.key.in_(wanted)
+                    )
+                )
+            }
+
+    def previous_step_run(self, step_run: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The latest executed (not cached) step run of the same step and invocation name
+        in an earlier run of the same pipeline, with another cache key; None if there is
+        none."""
+        with self.engine.connect() as c:
+            pipeline = c.execute(
+                sa.select(t.runs.c.pipeline).where(t.runs.c.id == step_run["run_id"])
+            ).scalar_one_or_none()
+            row = (
+                c.execute(
+                    sa.select(t.step_runs)
+                    .join(t.runs, t.runs.c.id == t.step_runs.c.run_id)
+                    .where(
+                        t.runs.c.pipeline == pipeline,
+                        t.step_runs.c.name == step_run["name"],
+                        t.step_runs.c.step == step_run["step"],
+                        t.step_runs.c.run_id != step_run["run_id"],
+                        t.step_runs.c.cache_hit == sa.false(),
+                        t.step_runs.c.cache_key != step_run["cache_key"],
+                        t.step_runs.c.started_at <= (step_run["started_at"] or time.time()),
+                    )
+                    .order_by(t.step_runs.c.started_at.desc(), t.step_runs.c.id.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+        return dict(row) if row is not None else None
 
     def update_step_run(self, step_run_id: str, **fields: Any) -> None:
         with self.engine.begin() as c:

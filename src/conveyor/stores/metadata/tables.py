@@ -124,3 +124,14 @@ step_logs = sa.Table(
     sa.Column("run_id", ID, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
 )
+
+# The components of each cache key (issue 11), written once per key: a step run's
+# `cache_key` points here, so `conveyor cache explain` can say what went in and what
+# differs between two runs of a step.
+cache_keys = sa.Table(
+    "cache_keys",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("components", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)

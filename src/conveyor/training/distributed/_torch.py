@@ -76,6 +76,7 @@ class DDPResult:
         resumed_from: The global step of the checkpoint each restart resumed from.
         world_sizes: The number of ranks of each start.
         checkpoint: Content hash of the latest checkpoint in the artifact store.
+        failures: Why each restart happened.
     """
 
     module: Any
@@ -85,6 +86,7 @@ class DDPResult:
     resumed_from: list[int] = field(default_factory=list)
     world_sizes: list[int] = field(default_factory=list)
     checkpoint: str | None = None
+    failures: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -471,6 +473,7 @@ def run_ddp(
     restarts = 0
     resumed: list[int] = []
     sizes: list[int] = []
+    failures: list[str] = []
     with cluster_client(client) as c:
         while True:
             found = _read_pointer(store, pointer)
@@ -528,6 +531,7 @@ def run_ddp(
             except _JobLost as lost:
                 c.cancel(futures, force=True)
                 restarts += 1
+                failures.append(str(lost))
                 if restarts > max_restarts:
                     raise ModelError(
                         f"The DDP job lost a worker {restarts} times ({lost}); giving up after "
@@ -552,6 +556,7 @@ def run_ddp(
         resumed_from=resumed,
         world_sizes=sizes,
         checkpoint=first.get("checkpoint"),
+        failures=failures,
     )
 
 

@@ -133,7 +133,7 @@ def bar_chart(
     rows = [(name, v) for name, v in values[:max_bars] if math.isfinite(v)]
     if not rows:
         return ""
-    top = max(max(v for _, v in rows), 1e-12)
+    top = max(*(v for _, v in rows), 1e-12)
     label_w = 140
     plot_w = width - label_w - 60
     height = len(rows) * bar_height + 4
@@ -165,7 +165,7 @@ def histogram(
     """Vertical bars over bins (``len(edges) == len(counts) + 1``), range labelled below."""
     if not counts or len(edges) != len(counts) + 1:
         return ""
-    top = max(max(counts), 1e-12)
+    top = max(*counts, 1e-12)
     plot_h = height - 16
     slot = (width - 4) / len(counts)
     parts = [open_svg(width, height, label, "chart histogram")]

@@ -102,10 +102,17 @@ def _order(
             links = neighbours_left if forward else neighbours_right
             current = columns[col]
 
-            def key(node: str, _pos: dict[str, int] = position) -> tuple[float, int]:
-                places = [_pos[n] for n in links[node] if n in _pos]
-                here = current.index(node)
-                return (sum(places) / len(places) if places else float(here), here)
+            here = {node: i for i, node in enumerate(current)}
+
+            def key(
+                node: str,
+                _pos: dict[str, int] = position,
+                _links: dict[str, list[str]] = links,
+                _here: dict[str, int] = here,
+            ) -> tuple[float, int]:
+                places = [_pos[n] for n in _links[node] if n in _pos]
+                mean = sum(places) / len(places) if places else float(_here[node])
+                return (mean, _here[node])
 
             columns[col] = sorted(current, key=key)
 

@@ -21,8 +21,9 @@ def _version_number(raw: str) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise BadRequest(f"A dataset version is a number, like /datasets/customers/3. "
-                         f"Got {raw!r}.") from None
+        raise BadRequest(
+            f"A dataset version is a number, like /datasets/customers/3. Got {raw!r}."
+        ) from None
 
 
 def list_page(ui: UI, request: Request) -> Response:
@@ -41,12 +42,16 @@ def dataset_page(ui: UI, request: Request, name: str) -> Response:
         before=request.query_params.get("before") or None,
         after=request.query_params.get("after") or None,
     )
-    rows = markup(
-        line_chart(
-            {"rows": [(float(v.version), float(v.row_count)) for v in versions.items]},
-            label=f"row count per version of {name}",
+    rows = (
+        markup(
+            line_chart(
+                {"rows": [(float(v.version), float(v.row_count)) for v in versions.items]},
+                label=f"row count per version of {name}",
+            )
         )
-    ) if len(versions.items) > 1 else ""
+        if len(versions.items) > 1
+        else ""
+    )
     return ui.render(
         request,
         "dataset.html",
@@ -122,6 +127,4 @@ def add_routes(ui: UI, router: APIRouter) -> None:
     router.add_api_route("/datasets", page_guard(ui, datasets), methods=["GET"])
     router.add_api_route("/datasets/{name}", page_guard(ui, dataset), methods=["GET"])
     router.add_api_route("/datasets/{name}/{version}", page_guard(ui, version), methods=["GET"])
-    router.add_api_route(
-        "/validation/{artifact_id}", page_guard(ui, validation), methods=["GET"]
-    )
+    router.add_api_route("/validation/{artifact_id}", page_guard(ui, validation), methods=["GET"])

@@ -65,8 +65,16 @@ def lineage_page(ui: UI, request: Request) -> Response:
     node = (request.query_params.get("node") or "").strip()
     if not node:
         return ui.render(
-            request, "lineage.html", title="Lineage", section="lineage", graph=None, node="",
-            direction="both", depth=5, drawing="", rows=[],
+            request,
+            "lineage.html",
+            title="Lineage",
+            section="lineage",
+            graph=None,
+            node="",
+            direction="both",
+            depth=5,
+            drawing="",
+            rows=[],
         )
     direction = request.query_params.get("direction") or "both"
     depth = query_int(request, "depth", 5, 1, 50)

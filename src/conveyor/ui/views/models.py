@@ -40,11 +40,17 @@ def model_page(ui: UI, request: Request, name: str) -> Response:
     audit = mq.audit_log(ui.store, name, limit=50)
     gates = mq.list_gate_decisions(ui.store, model=name, limit=50)
     metric_keys = sorted({k for v in versions.items for k in v.metrics})
-    chart = line_chart(
-        {k: [(float(v.version), v.metrics[k]) for v in versions.items if k in v.metrics]
-         for k in metric_keys},
-        label=f"metrics per version of {name}",
-    ) if len(versions.items) > 1 else ""
+    chart = (
+        line_chart(
+            {
+                k: [(float(v.version), v.metrics[k]) for v in versions.items if k in v.metrics]
+                for k in metric_keys
+            },
+            label=f"metrics per version of {name}",
+        )
+        if len(versions.items) > 1
+        else ""
+    )
     return ui.render(
         request,
         "model.html",
@@ -117,7 +123,12 @@ async def promote_action(ui: UI, request: Request, name: str) -> Response:
         return _back(name, form, error="Promote needs an alias and a version number.")
     try:
         entry = mq.promote(
-            ui.store, ui.artifacts, name, int(raw), alias, actor=actor,
+            ui.store,
+            ui.artifacts,
+            name,
+            int(raw),
+            alias,
+            actor=actor,
             reason=(form.get("reason") or "").strip() or "promoted in the UI",
         )
     except Exception as exc:  # a refused move is shown on the page, not a 500
@@ -141,14 +152,16 @@ async def rollback_action(ui: UI, request: Request, name: str) -> Response:
 
     try:
         entry = mq.rollback(
-            ui.store, ui.artifacts, name, alias, actor=actor,
+            ui.store,
+            ui.artifacts,
+            name,
+            alias,
+            actor=actor,
             reason=(form.get("reason") or "").strip() or "rolled back in the UI",
         )
     except ConveyorError as exc:
         return _back(name, form, error=str(exc))
-    return _back(
-        name, form, ok=f"{name}@{alias} rolled back to version {entry.to_version}."
-    )
+    return _back(name, form, ok=f"{name}@{alias} rolled back to version {entry.to_version}.")
 
 
 def add_routes(ui: UI, router: APIRouter) -> None:
@@ -176,9 +189,7 @@ def add_routes(ui: UI, router: APIRouter) -> None:
     router.add_api_route("/models/{name}/{version}", page_guard(ui, version), methods=["GET"])
     admin = [Depends(require_admin)]
     router.add_api_route("/models/{name}/promote", promote, methods=["POST"], dependencies=admin)
-    router.add_api_route(
-        "/models/{name}/rollback", rollback, methods=["POST"], dependencies=admin
-    )
+    router.add_api_route("/models/{name}/rollback", rollback, methods=["POST"], dependencies=admin)
 
 
 async def _guarded(ui: UI, request: Request, action: Any) -> Response:

@@ -63,14 +63,17 @@ def monitor_page(ui: UI, request: Request, name: str) -> Response:
         x_time=True,
     )
     quality = line_chart(
-        {"quality issues": _points(w, series.quality), },
+        {
+            "quality issues": _points(w, series.quality),
+        },
         label="data quality issues per window",
         x_time=True,
     )
     recent = slice(max(len(w) - HEAT_WINDOWS, 0), len(w))
     heat = {
-        "windows": list(zip(w[recent], series.report_ids[recent], series.model_versions[recent],
-                            strict=True)),
+        "windows": list(
+            zip(w[recent], series.report_ids[recent], series.model_versions[recent], strict=True)
+        ),
         "features": [
             (f, list(zip(series.drift[f][recent], series.drifted[f][recent], strict=True)))
             for f in ranked
@@ -109,8 +112,10 @@ def report_page(ui: UI, request: Request, name: str, report_id: str) -> Response
     detail = mq.get_report(ui.store, report_id)
     if detail.summary.monitor != name:
         return ui.error(
-            request, 404, f"Report {report_id} belongs to monitor {detail.summary.monitor!r}, "
-            f"not {name!r}. Open /monitors/{detail.summary.monitor}/reports/{report_id}."
+            request,
+            404,
+            f"Report {report_id} belongs to monitor {detail.summary.monitor!r}, "
+            f"not {name!r}. Open /monitors/{detail.summary.monitor}/reports/{report_id}.",
         )
     events = tq.list_trigger_events(ui.store, report_id=report_id, limit=EVENTS).items
     features = sorted(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -65,8 +65,10 @@ def runs_page(ui: UI, request: Request) -> Response:
         param_keys=param_keys,
         metric_keys=metric_keys,
         sort=sort,
-        filters={k: params.get(k, "") for k in ("pipeline", "status", "trigger", "since",
-                                                 "until", "tag", "q")},
+        filters={
+            k: params.get(k, "")
+            for k in ("pipeline", "status", "trigger", "since", "until", "tag", "q")
+        },
     )
 
 
@@ -122,9 +124,7 @@ def run_page(ui: UI, request: Request, run_id: str) -> Response:
         )
     strip = "" if many else timeline(bars, lane_height=7, label="timing strip", links=False)
     curves = {
-        key: points
-        for key, points in q.run_metrics(ui.store, run.id).items()
-        if len(points) > 1
+        key: points for key, points in q.run_metrics(ui.store, run.id).items() if len(points) > 1
     }
     charts = []
     for key, points in list(curves.items())[:MAX_CURVES]:
@@ -171,15 +171,8 @@ def step_page(ui: UI, request: Request, run_id: str, step_run_id: str) -> Respon
         section="runs",
         s=detail,
         logs=logs.text,
-        components=_cache_components(ui, step_run_id),
+        explain=uq.cache_explanation(ui.store, step_run_id),
     )
-
-
-def _cache_components(ui: UI, step_run_id: str) -> Any:
-    """The recorded parts of the step's cache key, when the store records them."""
-    from conveyor.ui.queries import cache_components
-
-    return cache_components(ui.store, step_run_id)
 
 
 def compare_page(ui: UI, request: Request) -> Response:

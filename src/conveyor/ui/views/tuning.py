@@ -50,9 +50,10 @@ def study_page(ui: UI, request: Request, name: str) -> Response:
     importances = bar_chart(
         list(history.importances.items()), label="parameter importances", percent=True
     )
-    params = sorted(study.space)[:MAX_PARAM_COLUMNS] or sorted(
-        {k for t in trials.items for k in t.params}
-    )[:MAX_PARAM_COLUMNS]
+    params = (
+        sorted(study.space)[:MAX_PARAM_COLUMNS]
+        or sorted({k for t in trials.items for k in t.params})[:MAX_PARAM_COLUMNS]
+    )
     return ui.render(
         request,
         "study.html",

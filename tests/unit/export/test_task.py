@@ -1,0 +1,185 @@
+"""`conveyor task`: one node per process, the same records and cache as a local run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conveyor.cli.main import app
+from conveyor.config import load_settings
+from conveyor.execution.orchestrator import run_pipeline
+from conveyor.stores.metadata import open_metadata_store
+from conveyor.stores.metadata.events import list_events
+from tests.unit.export.flow_for_tests import flow
+
+runner = CliRunner()
+TARGET = "tests.unit.export.flow_for_tests:flow"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "conveyor.toml").write_text('[conveyor]\nexecutor = "inline"\n')
+    monkeypatch.chdir(tmp_path)
+    for name in ("CONVEYOR_DB_URL", "CONVEYOR_ARTIFACT_URL", "CONVEYOR_TEST_FAIL_ONCE"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def task(*args: str) -> str:
+    result = runner.invoke(app, ["task", *args])
+    assert result.exit_code == 0, result.output
+    return result.output.strip()
+
+
+def drive(key: str, params: dict[str, object] | None = None) -> str:
+    """What an orchestrator does with the exported workflow, in its order."""
+    run_id = task("start", TARGET, "--run-key", key, "--params-json", json.dumps(params or {}))
+    task("run", TARGET, "--run-key", key, "--node", "load")
+    indices = json.loads(task("width", TARGET, "--run-key", key, "--node", "square"))
+    for index in indices:
+        task("run", TARGET, "--run-key", key, "--node", "square", "--index", str(index))
+    task("run", TARGET, "--run-key", key, "--node", "total")
+    assert task("finish", TARGET, "--run-key", key) == "completed"
+    return run_id
+
+
+def test_an_orchestrated_run_records_what_a_local_run_does(project: Path) -> None:
+    run_id = drive("airflow-run-1", {"n": 3, "scale": 2.0})
+    settings = load_settings()
+    store = open_metadata_store(settings.db_url)
+    run = store.get_run(run_id)
+    assert run["status"] == "completed" and run["params"] == {"n": 3, "scale": 2.0}
+    assert run["pid"] is None
+    assert run["tags"]["conveyor.orchestrator_run"] == "airflow-run-1"
+    steps = {s["name"]: s for s in store.step_runs(run_id)}
+    assert sorted(steps) == ["load", "square[0]", "square[1]", "square[2]", "total"]
+    assert all(s["status"] == "completed" and not s["cache_hit"] for s in steps.values())
+    from conveyor.execution.run import Run
+    from conveyor.stores.artifacts import open_artifact_store
+
+    loaded = Run(run, store, open_artifact_store(settings.artifact_url))
+    assert loaded.output("output") == (0 + 1 + 4) * 2.0
+    kinds = [
+        e.kind for e in reversed(list_events(store.engine, kinds=["run_started", "run_finished"]))
+    ]
+    assert kinds == ["run_started", "run_finished"]
+
+    # The same pipeline run locally afterwards is fully cached: the keys are the same.
+    local = run_pipeline(flow, {"n": 3, "scale": 2.0}, settings=settings)
+    assert all(s["cache_hit"] for s in local.steps())
+    assert {s["cache_key"] for s in local.steps()} == {s["cache_key"] for s in steps.values()}
+
+
+def test_a_local_run_first_makes_every_task_a_cache_hit(project: Path) -> None:
+    settings = load_settings()
+    run_pipeline(flow, {}, settings=settings)
+    run_id = drive("argo-7")
+    steps = open_metadata_store(settings.db_url).step_runs(run_id)
+    assert len(steps) == 6 and all(s["cache_hit"] for s in steps)
+
+
+def test_an_orchestrator_retry_is_the_next_attempt_of_the_same_step_run(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONVEYOR_TEST_FAIL_ONCE", str(project / "failed-once"))
+    key = "retry-1"
+    task("start", TARGET, "--run-key", key)
+    task("run", TARGET, "--run-key", key, "--node", "load")
+    failed = runner.invoke(
+        app, ["task", "run", TARGET, "--run-key", key, "--node", "square", "--index", "1"]
+    )
+    assert failed.exit_code == 1
+    assert "transient failure" in failed.output and "Traceback" not in failed.output
+    task("run", TARGET, "--run-key", key, "--node", "square", "--index", "1")
+    store = open_metadata_store(load_settings().db_url)
+    run_id = store.get_run(task("start", TARGET, "--run-key", key))["id"]  # start is idempotent
+    (row,) = [s for s in store.step_runs(run_id) if s["name"] == "square[1]"]
+    assert (row["status"], row["attempts"]) == ("completed", 2)
+    # A task run again after it completed does nothing.
+    again = task("run", TARGET, "--run-key", key, "--node", "square", "--index", "1")
+    assert again.endswith("already")
+
+
+def test_finish_after_a_failure_records_the_run_failed(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONVEYOR_TEST_FAIL_ONCE", str(project / "failed-once"))
+    key = "fails"
+    run_id = task("start", TARGET, "--run-key", key)
+    task("run", TARGET, "--run-key", key, "--node", "load")
+    runner.invoke(
+        app, ["task", "run", TARGET, "--run-key", key, "--node", "square", "--index", "1"]
+    )
+    result = runner.invoke(app, ["task", "finish", TARGET, "--run-key", key])
+    assert result.exit_code == 1 and result.output.strip() == "failed"
+    run = open_metadata_store(load_settings().db_url).get_run(run_id)
+    assert run["status"] == "failed" and "square[1]" in run["error"]
+
+
+def test_task_errors_are_one_line_with_the_fix(project: Path) -> None:
+    cases = [
+        (["run", TARGET, "--run-key", "nope", "--node", "load"], "conveyor task start"),
+        (["start", TARGET, "--run-key", "k", "--params-json", "[1]"], "JSON object"),
+        (["start", TARGET, "--run-key", "k", "--params-json", "{"], "is not JSON"),
+        (["start", TARGET, "--run-key", "k", "--params-json", '{"m": 1}'], "'m'"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, ["task", *args])
+        assert result.exit_code != 0, args
+        assert message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+    task("start", TARGET, "--run-key", "k2")
+    for args, message in [
+        (["run", TARGET, "--run-key", "k2", "--node", "lod"], "has no node 'lod'"),
+        (["run", TARGET, "--run-key", "k2", "--node", "total"], "needs square"),
+        (["run", TARGET, "--run-key", "k2", "--node", "square"], "--index"),
+        (["width", TARGET, "--run-key", "k2", "--node", "load"], "not a dynamic map"),
+    ]:
+        result = runner.invoke(app, ["task", *args])
+        assert result.exit_code == 1, args
+        assert message in result.output, (args, result.output)
+
+
+def test_task_process_overhead_is_recorded_in_the_step_run(project: Path) -> None:
+    """A task in a fresh process, as an orchestrator starts it, records its step."""
+    task("start", TARGET, "--run-key", "proc")
+    started = time.time()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conveyor.cli.main",
+            "task",
+            "run",
+            TARGET,
+            "--run-key",
+            "proc",
+            "--node",
+            "load",
+        ],
+        cwd=project,
+        check=True,
+        capture_output=True,
+        env={**_env(), "PYTHONPATH": _root()},
+    )
+    store = open_metadata_store(load_settings().db_url)
+    run_id = store.get_run(task("start", TARGET, "--run-key", "proc"))["id"]
+    (row,) = store.step_runs(run_id)
+    assert row["name"] == "load" and row["status"] == "completed"
+    assert row["started_at"] >= started
+
+
+def _root() -> str:
+    return str(Path(__file__).resolve().parents[3])
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
