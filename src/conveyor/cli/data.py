@@ -25,16 +25,23 @@ datasets_app = typer.Typer(help="Named, versioned datasets.", no_args_is_help=Tr
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripting.")]
 Source = Annotated[str, typer.Argument(help="CSV or Parquet file, Parquet folder or Delta table.")]
 Delimiter = Annotated[str, typer.Option("--delimiter", help="CSV field delimiter.")]
+Encoding = Annotated[
+    str, typer.Option("--encoding", help="CSV text encoding, e.g. latin-1 or cp1252.")
+]
 Format = Annotated[
     str | None, typer.Option("--format", help="csv, parquet or delta (default: from the path).")
 ]
 
 
-def _profile_source(source: str, fmt: str | None, delimiter: str) -> Profile:
+def _profile_source(
+    source: str, fmt: str | None, delimiter: str, encoding: str = "utf-8"
+) -> Profile:
     from conveyor.data.ingest import iter_batches
     from conveyor.data.profile import Profile
 
-    return Profile.from_batches(iter_batches(source, format=fmt, delimiter=delimiter))
+    return Profile.from_batches(
+        iter_batches(source, format=fmt, delimiter=delimiter, encoding=encoding)
+    )
 
 
 @data_app.command("profile")
@@ -46,14 +53,13 @@ def profile_command(
     ] = None,
     fmt: Format = None,
     delimiter: Delimiter = ",",
+    encoding: Encoding = "utf-8",
 ) -> None:
     """Per-column statistics of a table, computed chunk by chunk."""
     with common.errors_to_exit():
-        profile = _profile_source(source, fmt, delimiter)
+        profile = _profile_source(source, fmt, delimiter, encoding)
         if html is not None:
-            from conveyor.data.validate import ValidationReport
-
-            common.write_output(html, ValidationReport([], profile).to_html())
+            common.write_output(html, profile.to_html(title=source))
         if as_json:
             common.print_json(profile.to_dict())
             return
@@ -70,12 +76,13 @@ def infer_schema_command(
     ] = None,
     fmt: Format = None,
     delimiter: Delimiter = ",",
+    encoding: Encoding = "utf-8",
 ) -> None:
     """Infer an editable schema YAML from a table."""
     with common.errors_to_exit():
         from conveyor.data.schema import Schema
 
-        schema = Schema.infer(_profile_source(source, fmt, delimiter))
+        schema = Schema.infer(_profile_source(source, fmt, delimiter, encoding))
         text = schema.to_yaml()
         if output is None:
             typer.echo(text, nl=False)
@@ -105,6 +112,7 @@ def validate_command(
     ] = None,
     fmt: Format = None,
     delimiter: Delimiter = ",",
+    encoding: Encoding = "utf-8",
 ) -> None:
     """Validate a table; exit 1 when there are anomalies of severity error."""
     if schema is None and reference is None:
@@ -117,13 +125,13 @@ def validate_command(
         ref_profile = None
         if reference is not None:
             if Path(reference).exists():
-                ref_profile = _profile_source(reference, None, delimiter)
+                ref_profile = _profile_source(reference, None, delimiter, encoding)
             else:
                 from conveyor.data.datasets import get_dataset
 
                 found = get_dataset(reference, metadata_store=common.metadata_store(ctx))
                 ref_profile = found.load_profile(common.artifact_store(ctx))
-        profile = _profile_source(source, fmt, delimiter)
+        profile = _profile_source(source, fmt, delimiter, encoding)
         report = validate_frame(profile, schema=loaded, reference=ref_profile, thresholds=threshold)
     if html is not None:
         common.write_output(html, report.to_html())
@@ -146,6 +154,7 @@ def register_command(
     description: Annotated[str | None, typer.Option("--description")] = None,
     fmt: Format = None,
     delimiter: Delimiter = ",",
+    encoding: Encoding = "utf-8",
     as_json: JsonFlag = False,
 ) -> None:
     """Register a file or table as the next version of a dataset (same data: same version)."""
@@ -161,6 +170,7 @@ def register_command(
             artifact_store=common.artifact_store(ctx),
             format=fmt,
             delimiter=delimiter,
+            encoding=encoding,
             delta_version=delta_version,
             description=description,
         )

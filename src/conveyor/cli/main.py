@@ -18,6 +18,7 @@ from conveyor.cli import (
     serving,
     streaming,
 )
+from conveyor.cli import cache as cache_cli
 from conveyor.cli import events as events_cli
 from conveyor.cli import export as export_cli
 from conveyor.cli import runs as runs_cli
@@ -87,6 +88,7 @@ predictions.register(app)
 triggers_cli.register(app)
 tune_cli.register(app)
 events_cli.register(app)
+cache_cli.register(app)
 export_cli.register(app)
 task_cli.register(app)
 ui_cli.register(app)

@@ -203,10 +203,16 @@ def promote(
     alias: Annotated[str, typer.Option("--alias", help="Alias to move, e.g. production.")],
     reason: ReasonOption = None,
     actor: ActorOption = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Promote a version its gate refused (audit-logged)."),
+    ] = False,
 ) -> None:
-    """Point NAME@ALIAS at VERSION."""
+    """Point NAME@ALIAS at VERSION (a version its gate refused needs --force)."""
     with common.errors_to_exit():
-        event = _registry(ctx).promote(name, version, alias, reason=reason, actor=actor)
+        event = _registry(ctx).promote(
+            name, version, alias, reason=reason, actor=actor, force=force
+        )
     if event is None:
         common.console().print(f"{name}@{alias} already points at version {version}.")
         return

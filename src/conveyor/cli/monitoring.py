@@ -162,7 +162,9 @@ def monitor_list(ctx: typer.Context) -> None:
     store, artifacts = common.metadata_store(ctx), common.artifact_store(ctx)
     table = Table("name", "model", "window", "last window end", "decay baseline")
     for row in Monitor.list_all(store):
-        monitor = Monitor(row["name"], row["model_ref"], metadata_store=store, artifact_store=artifacts)
+        monitor = Monitor(
+            row["name"], row["model_ref"], metadata_store=store, artifact_store=artifacts
+        )
         table.add_row(
             row["name"],
             row["model_ref"],

@@ -185,21 +185,26 @@ def predict(
         bar.update(task, completed=done, total=total)
 
     try:
-        summary = score_file(
-            ref,
-            input_path,
-            output_path,
-            chunk_rows=chunk_rows,
-            workers=workers,
-            executor=executor,
-            id_column=id_column,
-            reject_path=reject_file,
-            unseen=unseen,  # type: ignore[arg-type]
-            progress=progress,
-        )
+        # SIGTERM unwinds like Ctrl-C, so the temporary files are removed on the way out.
+        with common.sigterm_as_interrupt():
+            summary = score_file(
+                ref,
+                input_path,
+                output_path,
+                chunk_rows=chunk_rows,
+                workers=workers,
+                executor=executor,
+                id_column=id_column,
+                reject_path=reject_file,
+                unseen=unseen,  # type: ignore[arg-type]
+                progress=progress,
+            )
     except ConveyorError as exc:
         bar.stop()
         common.fail(str(exc))
+    except KeyboardInterrupt as exc:
+        bar.stop()
+        common.fail(f"Scoring interrupted ({exc or 'Ctrl-C'}); no output was written.", 130)
     finally:
         bar.stop()
     if as_json:

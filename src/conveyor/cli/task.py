@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -44,6 +45,10 @@ def start(
         Optional[list[str]],  # noqa: UP045
         typer.Option("--tag", help="key=value tag of the run (repeatable)."),
     ] = None,
+    pairs: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Argument(help="Pipeline parameters as key=value (after --params-json's)."),
+    ] = None,
 ) -> None:
     """Create the run (the first task); a retried start finds the run it created."""
     from conveyor.execution.loader import parse_params
@@ -63,8 +68,8 @@ def start(
             common.fail(f"--tag {item!r} must look like key=value.")
         tags[key] = value
     with common.errors_to_exit():
-        pairs = [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in raw.items()]
-        params = parse_params(pipeline, pairs)
+        given = [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in raw.items()]
+        params = parse_params(pipeline, [*given, *(pairs or [])])
         run_id = start_run(
             pipeline,
             params,
@@ -83,14 +88,19 @@ def run(
     run_key: RunKey,
     node: Annotated[str, typer.Option(help="The node (step invocation) to execute.")],
     index: Annotated[
-        Optional[int],  # noqa: UP045
-        typer.Option(help="Child index of a dynamic map node."),
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Child index of a dynamic map node (empty: none)."),
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Re-run even on a hit.")] = False,
 ) -> None:
     """Execute one node with the same cache key, records and lineage as a local run."""
     from conveyor.execution.task import run_task
 
+    position = None
+    if index not in (None, ""):
+        if not index.isdigit():
+            common.fail(f"--index must be a non-negative integer. Got {index!r}.")
+        position = int(index)
     pipeline = _pipeline(ctx, target)
     with common.errors_to_exit():
         outcome = run_task(
@@ -98,7 +108,7 @@ def run(
             common.settings(ctx),
             run_key=run_key,
             node=node,
-            index=index,
+            index=position,
             cache=False if no_cache else None,
         )
     if outcome.status == "failed":
@@ -112,6 +122,10 @@ def width(
     target: Target,
     run_key: RunKey,
     node: Annotated[str, typer.Option(help="The dynamic map node.")],
+    output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Also write the list to this file (KFP output parameters)."),
+    ] = None,
 ) -> None:
     """Print the indices of a dynamic map's children as a JSON list (for fan-out)."""
     from conveyor.execution.task import map_width
@@ -119,7 +133,13 @@ def width(
     pipeline = _pipeline(ctx, target)
     with common.errors_to_exit():
         count = map_width(pipeline, common.settings(ctx), run_key=run_key, node=node)
-    typer.echo(json.dumps(list(range(count))))
+    text = json.dumps(list(range(count)))
+    if output is not None:
+        from conveyor._internal.files import write_atomic
+
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(output, text.encode())
+    typer.echo(text)
 
 
 @task_app.command("finish")

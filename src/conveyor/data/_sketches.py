@@ -52,7 +52,7 @@ def kll_rank_error(k: int, *, pmf: bool = True) -> float:
         k: The sketch's size parameter.
         pmf: The bound for a whole pmf/cdf (True) or for a single rank or quantile.
     """
-    return 2.446 / k**0.9433 if pmf else 2.296 / k**0.9723
+    return float(2.446 / k**0.9433 if pmf else 2.296 / k**0.9723)
 
 
 def _splitmix(x: int) -> int:
@@ -294,14 +294,14 @@ class QuantileSketch:
     def get_pmf(self, split_points: Sequence[float]) -> list[float]:
         """Mass in (-inf, s0), [s0, s1), ..., [sn, +inf)."""
         cdf = np.asarray(self.get_cdf(split_points))
-        return np.diff(cdf, prepend=0.0).tolist()
+        return [float(x) for x in np.diff(cdf, prepend=0.0)]
 
     def get_quantiles(self, ranks: Sequence[float]) -> list[float]:
         items, cumulative = self._sorted()
         weight = np.floor(np.asarray(ranks, dtype=np.float64) * self.n)
         index = np.searchsorted(cumulative, weight, side="right")
         values = items[np.minimum(index, items.size - 1)]
-        return np.where(index >= items.size, self.max, values).tolist()
+        return [float(x) for x in np.where(index >= items.size, self.max, values)]
 
     def get_quantile(self, rank: float) -> float:
         return float(self.get_quantiles([rank])[0])
@@ -325,7 +325,7 @@ class QuantileSketch:
         """
         if data[:4] != _MAGIC:
             return _from_datasketches(data)
-        magic, version, k, levels, exact, weight, low, high = _HEAD.unpack_from(data)
+        _magic, version, k, levels, exact, weight, low, high = _HEAD.unpack_from(data)
         if version != _VERSION:
             raise ValueError(f"quantile sketch format {version} is not supported")
         offset = _HEAD.size

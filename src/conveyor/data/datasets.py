@@ -138,6 +138,7 @@ def register_dataset(
     artifact_store: ArtifactStore | None = None,
     format: str | None = None,
     delimiter: str = ",",
+    encoding: str = "utf-8",
     delta_version: int | None = None,
     snapshot: bool | None = None,
     description: str | None = None,
@@ -150,6 +151,7 @@ def register_dataset(
         source: A path (CSV, Parquet file or folder, Delta table), a DataFrame or an Arrow
             table.
         format: Force csv, parquet or delta instead of detecting it from the path.
+        encoding: Text encoding of a CSV source (``latin-1``, ``cp1252``, ...).
         delta_version: Pin a Delta table version (default: the current one).
         snapshot: Copy the data into the artifact store. Defaults to True, except for
             Delta tables, whose versions are immutable and are pinned instead.
@@ -179,7 +181,9 @@ def register_dataset(
         else:
             if kind == "parquet" and Path(source).is_dir():
                 _check_folder(Path(source))
-            table = ingest.read_table(source, format=kind, delimiter=delimiter)
+            table = ingest.read_table(
+                source, format=kind, delimiter=delimiter, encoding=encoding
+            )
     else:
         # Data conveyor made itself (origin given) is described by its origin.
         kind = str((origin or {}).get("kind", "frame"))

@@ -25,6 +25,29 @@ DEFAULT_BATCH_ROWS = 131_072
 Output = Literal["pandas", "arrow"]
 _SNIFF = (";", "\t", "|")
 
+# The null rules of every CSV reader in conveyor (data profile, infer-schema, validate,
+# datasets register, predict): an empty cell, quoted or not, is null in every column,
+# text columns included, and so are the usual missing-value markers (pyarrow's defaults).
+CSV_NULL_VALUES: tuple[str, ...] = (
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "n/a",
+    "nan",
+    "null",
+)
+
 
 def _record_source(kind: str, uri: str, **extra: Any) -> None:
     from conveyor.core.context import current_context
@@ -71,29 +94,85 @@ def _output(table: pa.Table, as_: Output) -> Any:
 
 
 # ---------------------------------------------------------------- CSV
+def csv_options(
+    *,
+    delimiter: str = ",",
+    columns: Sequence[str] | None = None,
+    column_types: Mapping[str, pa.DataType] | None = None,
+    block_size: int | None = None,
+    encoding: str = "utf-8",
+) -> tuple[Any, Any, Any]:
+    """pyarrow's (ReadOptions, ParseOptions, ConvertOptions) with conveyor's CSV rules.
+
+    Every command that reads CSV builds its reader from these, so they agree on what is
+    null (`CSV_NULL_VALUES`, empty text cells included) and on the text encoding.
+
+    Raises:
+        DataError: an unknown encoding.
+    """
+    import codecs
+
+    from pyarrow import csv
+
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(
+            f"Unknown text encoding {encoding!r}. Use e.g. utf-8, latin-1 or cp1252."
+        ) from None
+    read = csv.ReadOptions(encoding=encoding)
+    if block_size is not None:
+        read.block_size = block_size
+    convert = csv.ConvertOptions(
+        include_columns=list(columns) if columns else None,
+        column_types=dict(column_types or {}),
+        null_values=list(CSV_NULL_VALUES),
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
+    return read, csv.ParseOptions(delimiter=delimiter), convert
+
+
+def _not_utf8(source: str, column: str | None = None) -> DataError:
+    where = f"column {column!r} of {source}" if column else source
+    return DataError(
+        f"The text in {where} is not valid UTF-8; it looks like Latin-1 (ISO-8859-1) or "
+        "Windows-1252. Pass encoding='latin-1' (or 'cp1252'; CLI: --encoding latin-1), or "
+        "save the file as UTF-8."
+    )
+
+
 def _csv_batches(
     path: str | Path,
     *,
     delimiter: str = ",",
     batch_rows: int = DEFAULT_BATCH_ROWS,
     columns: Sequence[str] | None = None,
+    encoding: str = "utf-8",
 ) -> Iterator[pa.RecordBatch]:
     from pyarrow import csv
 
     p = _existing(path, "CSV file")
     source = f"CSV file {str(p)!r}"
     block = max(1 << 16, min(1 << 20, batch_rows * 16))
+    read, parse, convert = csv_options(
+        delimiter=delimiter, columns=columns, block_size=block, encoding=encoding
+    )
     try:
-        reader = csv.open_csv(
-            p,
-            read_options=csv.ReadOptions(block_size=block),
-            parse_options=csv.ParseOptions(delimiter=delimiter),
-            convert_options=csv.ConvertOptions(include_columns=list(columns) if columns else None),
-        )
+        reader = csv.open_csv(p, read_options=read, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as exc:
         raise _csv_error(exc, source, p, delimiter) from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{source} cannot be decoded as {encoding}: {exc}. Pass the file's encoding."
+        ) from exc
     names = reader.schema.names
     _check_names(names, source)
+    # A CSV holds text: Arrow infers "binary" only for a column whose bytes are not valid
+    # in the encoding (a Latin-1 file read as UTF-8). Refuse rather than store bytes.
+    for field in reader.schema:
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            raise _not_utf8(source, field.name)
     if len(names) == 1 and delimiter == ",":
         header = names[0]
         for other in _SNIFF:
@@ -118,6 +197,8 @@ def _csv_error(
     exc: Exception, source: str, path: Path, delimiter: str, rows: int | None = None
 ) -> DataError:
     text = str(exc)
+    if "invalid UTF8" in text or "invalid utf8" in text.lower():
+        return _not_utf8(source)
     if "Empty CSV file" in text:
         return DataError(f"{source} is empty: it has no header row.")
     if "Expected" in text and "columns" in text:
@@ -140,15 +221,20 @@ def read_csv(
     *,
     delimiter: str = ",",
     columns: Sequence[str] | None = None,
+    encoding: str = "utf-8",
     as_: Output = "pandas",
 ) -> Any:
-    """Read a CSV file.
+    """Read a CSV file (empty cells and `CSV_NULL_VALUES` are null, in every column).
+
+    Args:
+        encoding: The file's text encoding (``latin-1``, ``cp1252``, ...).
 
     Raises:
         DataError: missing or empty file, wrong delimiter, ragged rows, duplicate columns,
-            or a column whose values change type further down the file.
+            text that is not valid in `encoding`, or a column whose values change type
+            further down the file.
     """
-    batches = list(_csv_batches(path, delimiter=delimiter, columns=columns))
+    batches = list(_csv_batches(path, delimiter=delimiter, columns=columns, encoding=encoding))
     if not batches:
         raise DataError(f"CSV file {str(path)!r} has a header but no rows.")
     table = pa.Table.from_batches(batches)
@@ -358,6 +444,7 @@ def iter_batches(
     delimiter: str = ",",
     version: int | None = None,
     query: str | None = None,
+    encoding: str = "utf-8",
 ) -> Iterator[pa.RecordBatch]:
     """Stream RecordBatches of at most `batch_rows` rows from a file, folder, table or query.
 
@@ -372,7 +459,9 @@ def iter_batches(
         return
     kind = format or detect_format(source)
     if kind == "csv":
-        yield from _csv_batches(source, delimiter=delimiter, batch_rows=batch_rows, columns=columns)
+        yield from _csv_batches(
+            source, delimiter=delimiter, batch_rows=batch_rows, columns=columns, encoding=encoding
+        )
     elif kind == "parquet":
         yield from _parquet_batches(source, batch_rows=batch_rows, columns=columns)
     elif kind == "delta":
@@ -390,11 +479,12 @@ def read_table(
     format: str | None = None,
     delimiter: str = ",",
     version: int | None = None,
+    encoding: str = "utf-8",
 ) -> pa.Table:
     """Read any supported file source completely as an Arrow table."""
     kind = format or detect_format(source)
     if kind == "csv":
-        result: pa.Table = read_csv(source, delimiter=delimiter, as_="arrow")
+        result: pa.Table = read_csv(source, delimiter=delimiter, encoding=encoding, as_="arrow")
     elif kind == "parquet":
         result = read_parquet(source, as_="arrow")
     elif kind == "delta":
@@ -409,6 +499,8 @@ def to_pandas(table: pa.Table) -> pd.DataFrame:
 
 
 __all__ = [
+    "CSV_NULL_VALUES",
+    "csv_options",
     "delta_version",
     "detect_format",
     "iter_batches",

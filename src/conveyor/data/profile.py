@@ -342,6 +342,8 @@ class ColumnProfile:
         self._update_numeric(storage, nulls, _seconds_factor(dtype))
 
     def _update_strings(self, array: pa.Array) -> None:
+        if pa.types.is_nested(array.type):
+            return  # lists, structs, maps: counts and nulls only (kind "text")
         if self._freq is None:
             self._freq = frequent_strings_sketch(FREQ_LG_MAX_MAP_SIZE)
         counted = pc.value_counts(array)
@@ -702,6 +704,12 @@ class Profile:
             "row_count": self.row_count,
             "columns": {name: c.to_dict(bins=bins, top=top) for name, c in self.columns.items()},
         }
+
+    def to_html(self, title: str | None = None) -> str:
+        """A self-contained HTML page of the statistics and a chart per column."""
+        from conveyor.data.report import render_profile_html
+
+        return render_profile_html(self, title)
 
     def artifact_summary(self) -> dict[str, Any]:
         return {

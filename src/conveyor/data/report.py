@@ -124,22 +124,26 @@ def column_chart(column: ColumnProfile, reference: ColumnProfile | None) -> str:
     return ""
 
 
-def render_html(report: ValidationReport) -> str:
+def _template() -> Any:
     from jinja2 import Environment, PackageLoader, select_autoescape
-    from markupsafe import Markup
 
     env = Environment(
         loader=PackageLoader("conveyor", "templates"), autoescape=select_autoescape(["html"])
     )
-    template = env.get_template("data/report.html")
-    by_column: dict[str, list[Any]] = {}
-    for anomaly in report.anomalies:
-        by_column.setdefault(anomaly.column, []).append(anomaly)
+    return env.get_template("data/report.html")
+
+
+def _columns(
+    profile: Profile,
+    reference: Profile | None = None,
+    anomalies: dict[str, list[Any]] | None = None,
+    drift: dict[str, float] | None = None,
+) -> list[dict[str, Any]]:
+    from markupsafe import Markup
+
     columns = []
-    for column in report.profile:
-        reference = None
-        if report.reference is not None:
-            reference = report.reference.columns.get(column.name)
+    for column in profile:
+        ref = None if reference is None else reference.columns.get(column.name)
         columns.append(
             {
                 "name": column.name,
@@ -149,16 +153,43 @@ def render_html(report: ValidationReport) -> str:
                 "min": format_value(column, column.min),
                 "max": format_value(column, column.max),
                 "mean": format_value(column, column.mean) if column.family == "numeric" else "-",
-                "drift": report.drift.get(column.name),
-                "anomalies": by_column.get(column.name, []),
-                "chart": Markup(column_chart(column, reference)),
+                "drift": (drift or {}).get(column.name),
+                "anomalies": (anomalies or {}).get(column.name, []),
+                "chart": Markup(column_chart(column, ref)),
             }
         )
-    return template.render(
-        ok=report.ok,
-        summary=report.summary(),
-        anomalies=report.anomalies,
-        rows=report.profile.row_count,
-        columns=columns,
-        has_reference=report.reference is not None,
+    return columns
+
+
+def render_html(report: ValidationReport) -> str:
+    """The validation page: verdict, anomalies (errors first) and per-column charts."""
+    by_column: dict[str, list[Any]] = {}
+    for anomaly in report.anomalies:
+        by_column.setdefault(anomaly.column, []).append(anomaly)
+    return str(
+        _template().render(
+            validation=True,
+            ok=report.ok,
+            summary=report.summary(),
+            anomalies=report.anomalies,
+            rows=report.profile.row_count,
+            columns=_columns(report.profile, report.reference, by_column, report.drift),
+            has_reference=report.reference is not None,
+        )
+    )
+
+
+def render_profile_html(profile: Profile, title: str | None = None) -> str:
+    """A profile's page: statistics and charts per column, and no verdict (nothing was
+    validated)."""
+    return str(
+        _template().render(
+            validation=False,
+            title=title,
+            summary=f"{profile.row_count} rows, {len(profile)} columns.",
+            anomalies=[],
+            rows=profile.row_count,
+            columns=_columns(profile),
+            has_reference=False,
+        )
     )

@@ -145,6 +145,7 @@ class Schema:
             range_margin: Numeric ranges are the observed [min, max] widened by this
                 fraction of their span on each side, so that a new sample from the same
                 distribution does not fail on its tails. 0 keeps the observed range.
+                The range of a column with no negative value never widens below 0.
         """
         columns = {}
         for name, column in profile.columns.items():
@@ -161,7 +162,9 @@ class Schema:
             low, high = column.min, column.max
             if low is not None and high is not None and kind == "numeric" and range_margin:
                 pad = (high - low) * range_margin
-                low, high = low - pad, high + pad
+                # A column never seen negative (counts, amounts, ages) stays >= 0: widening
+                # its range below zero would let impossible values pass.
+                low, high = (low - pad if low - pad >= 0 or low < 0 else 0.0), high + pad
                 if column.dtype.startswith(("int", "uint")):
                     low, high = float(math.floor(low)), float(math.ceil(high))
             columns[name] = ColumnSchema(

@@ -8,6 +8,7 @@ Each has a severity; errors make `validate` (the pipeline step) stop the run.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +31,35 @@ Severity = Literal["error", "warning"]
 DEFAULT_CATEGORICAL_DRIFT = 0.1
 DEFAULT_NUMERIC_DRIFT = 0.1
 DRIFT_BINS = 20
+
+# A summary lists every error and fills up to this many items with warnings.
+SUMMARY_ITEMS = 5
+
+# Arrow types that differ only in their physical layout (offset width, views, unit) stand
+# for the same logical type: a pipeline round trip through pandas or Parquet turns
+# string into large_string, and that is no change of the data.
+_LOGICAL = (
+    (re.compile(r"\b(?:large_string|large_utf8|utf8|string_view)\b"), "string"),
+    (re.compile(r"\b(?:large_binary|binary_view)\b"), "binary"),
+    (re.compile(r"\b(?:large_list_view|large_list|list_view)<"), "list<"),
+    (re.compile(r"\blist<(?:item|element): "), "list<"),  # Parquet names the item "element"
+    (re.compile(r"\btimestamp\[(?:s|ms|us|ns)(?:, )?"), "timestamp["),
+    (re.compile(r"\b(?:date32\[day\]|date64\[ms\])"), "date"),
+    (re.compile(r"\bduration\[(?:s|ms|us|ns)\]"), "duration"),
+    (re.compile(r"\bdecimal(?:32|64|128|256)\("), "decimal("),
+)
+
+
+def logical_dtype(dtype: str) -> str:
+    """The logical type of an Arrow type name: ``large_string`` -> ``string``,
+    ``large_list<item: int64>`` -> ``list<item: int64>``, ``timestamp[ns, tz=UTC]`` ->
+    ``timestamp[tz=UTC]``; dtypes with the same logical type compare equal in validation.
+    """
+    out = dtype.strip()
+    for pattern, replacement in _LOGICAL:
+        out = pattern.sub(replacement, out)
+    return out
+
 
 _FAMILY_OF_KIND = {
     "numeric": "numeric",
@@ -116,7 +146,8 @@ class ValidationReport:
         schema: Schema | None = None,
         drift: dict[str, float] | None = None,
     ) -> None:
-        self.anomalies = anomalies
+        # Errors first (stable within each severity), everywhere the report is shown.
+        self.anomalies = sorted(anomalies, key=lambda a: a.severity != "error")
         self.profile = profile
         self.reference = reference
         self.schema = schema
@@ -136,13 +167,16 @@ class ValidationReport:
         return [a for a in self.anomalies if a.severity == "warning"]
 
     def summary(self) -> str:
+        """One paragraph: every error, then the first warnings (only warnings are cut)."""
         if not self.anomalies:
             return f"OK: {self.profile.row_count} rows, {len(self.profile)} columns, no anomalies."
+        shown = self.errors + self.warnings[: max(0, SUMMARY_ITEMS - len(self.errors))]
+        left = len(self.anomalies) - len(shown)
         return (
             f"{len(self.errors)} error(s), {len(self.warnings)} warning(s) in "
             f"{self.profile.row_count} rows: "
-            + "; ".join(f"{a.column or '<table>'}: {a.message}" for a in self.anomalies[:5])
-            + (" ..." if len(self.anomalies) > 5 else "")
+            + "; ".join(f"{a.severity}: {a.column or '<table>'}: {a.message}" for a in shown)
+            + (f"; and {left} more warning(s)" if left else "")
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -320,6 +354,9 @@ def validate_frame(
                 )
         if schema is None:
             anomalies.extend(_check_against_reference(profile, ref))
+    from conveyor.data.renames import suggest_renames
+
+    anomalies = suggest_renames(anomalies, profile, ref, schema, limits)
     return ValidationReport(anomalies, profile, ref, schema, drift)
 
 
@@ -433,7 +470,11 @@ def _check_column(column: ColumnProfile, expected: ColumnSchema) -> list[Anomaly
                 f"({column.dtype})",
             )
         ]
-    if expected.dtype and column.family != "null" and column.dtype != expected.dtype:
+    if (
+        expected.dtype
+        and column.family != "null"
+        and logical_dtype(column.dtype) != logical_dtype(expected.dtype)
+    ):
         out.append(
             Anomaly(
                 name,

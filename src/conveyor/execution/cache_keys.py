@@ -18,13 +18,19 @@ import os
 import sys
 import threading
 import types
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor._internal.hashing import canonical_json, typed_digest
-from conveyor.execution.fingerprint import Component, ProjectScope, fingerprint_step
+from conveyor.execution.fingerprint import (
+    CodeFingerprint,
+    Component,
+    ProjectScope,
+    fingerprint_step,
+)
 
 if TYPE_CHECKING:
     from conveyor.config import Settings
@@ -210,8 +216,7 @@ class KeyBuilder:
                     "library",
                     top,
                     _sha("library:" + top),
-                    note="library code is named, not hashed (declare packages= or set "
-                    "cache_packages = true)",
+                    note="named, not hashed: declare packages= or set cache_packages",
                 )
                 for top in sorted(libraries)
             ]
@@ -233,7 +238,22 @@ class KeyBuilder:
         scope = self.scope
         if module and module != "__main__":
             scope = scope.with_packages([top_package(module)])
-        code = fingerprint_step(step, scope)
+        try:
+            code = fingerprint_step(step, scope)
+        except Exception as exc:  # never fail (or hit) on code the walker cannot read
+            code = CodeFingerprint(
+                (
+                    Component(
+                        "function",
+                        f"{module}:{getattr(step.fn, '__qualname__', step.name)}",
+                        uuid.uuid4().hex,
+                        note=f"could not be fingerprinted ({type(exc).__name__}: {exc}): the "
+                        "step re-runs every time",
+                    ),
+                ),
+                frozenset(),
+                frozenset(),
+            )
         components = [Component("step", step.name, _sha(step.name)), *code.components]
         if step.settings.cache_version:
             version = step.settings.cache_version

@@ -31,6 +31,7 @@ from __future__ import annotations
 import ast
 import dis
 import hashlib
+import importlib.util
 import inspect
 import os
 import re
@@ -79,7 +80,8 @@ _ATTRIBUTE_LOOKUPS = frozenset(
 )
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _IPYTHON_NAMES = re.compile(r"_(i{0,3}|i?\d+|oh|ih|dh)?\Z|In\Z|Out\Z|exit\Z|quit\Z|get_ipython\Z")
-_SKIPPED_MEMBERS = frozenset({"__dict__", "__weakref__", "__module__", "__qualname__"})
+# Members that say nothing about behaviour (or, like the ABC cache, cannot be hashed).
+_SKIPPED_MEMBERS = frozenset({"__dict__", "__weakref__", "__module__", "__qualname__", "_abc_impl"})
 
 _LOCK = threading.Lock()
 # id(code) -> (code, info): the code object is kept alive, so its id is never reused.
@@ -88,6 +90,8 @@ _CODE_INFO: dict[int, tuple[types.CodeType, CodeInfo]] = {}
 _SOURCE_DIGESTS: dict[str, tuple[tuple[int, ...], str]] = {}
 _PROJECT_FILES: dict[tuple[str, str], bool] = {}
 _WHERE: dict[tuple[str, str], str] = {}
+_IMPORTS: dict[str, tuple[tuple[int, ...], dict[str, tuple[str, str]]]] = {}
+_ABSENT = object()
 
 
 @dataclass(frozen=True)
@@ -351,6 +355,59 @@ def code_info(code: types.CodeType) -> CodeInfo:
     return info
 
 
+def _import_origins(filename: str) -> dict[str, tuple[str, str]]:
+    """Top-level ``from X import a as b`` of a module file: ``{b: (X, a)}`` (X relative
+    names kept with their leading dots), memoized by path and stat signature."""
+    try:
+        stat = os.stat(filename)
+    except OSError:
+        return {}
+    signature = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
+    with _LOCK:
+        entry = _IMPORTS.get(filename)
+    if entry is not None and entry[0] == signature:
+        return entry[1]
+    origins: dict[str, tuple[str, str]] = {}
+    try:
+        with open(filename, "rb") as handle:
+            tree = ast.parse(handle.read())
+    except (OSError, SyntaxError, ValueError):
+        tree = ast.Module(body=[], type_ignores=[])
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            source = "." * node.level + (node.module or "")
+            for alias in node.names:
+                origins[alias.asname or alias.name] = (source, alias.name)
+    with _LOCK:
+        _IMPORTS[filename] = (signature, origins)
+    return origins
+
+
+def defining_module(module: str, name: str, value: Any) -> tuple[str, str]:
+    """Where a module-level value bound as `module.name` was defined: follows
+    ``from X import name`` chains while X holds the very same object."""
+    for _ in range(8):
+        current = sys.modules.get(module)
+        filename = getattr(current, "__file__", None)
+        if not filename or not filename.endswith(".py"):
+            break
+        origin = _import_origins(filename).get(name)
+        if origin is None:
+            break
+        source, original = origin
+        try:
+            resolved = importlib.util.resolve_name(
+                source, getattr(current, "__package__", None) or ""
+            )
+        except (ImportError, ValueError):
+            break
+        holder = sys.modules.get(resolved)
+        if holder is None or vars(holder).get(original, _ABSENT) is not value:
+            break
+        module, name = resolved, original
+    return module, name
+
+
 def module_source_digest(filename: str | None) -> str | None:
     """Hash of a module file's AST (comments and formatting do not count), or None."""
     if not filename or not filename.endswith(".py"):
@@ -448,18 +505,23 @@ class _Walk:
         """(digest, note) of a value, falling back to its module's source."""
         try:
             return self.encoder.digest(value), ""
-        except Unhashable as exc:
-            module_obj = sys.modules.get(module)
-            source = module_source_digest(getattr(module_obj, "__file__", None))
-            if source is not None:
-                return (
-                    _combine("source", source, type(value).__qualname__),
-                    f"{label} {exc}: hashed the source of module `{module}` instead",
-                )
+        except RecursionError:
+            exc = Unhashable("is nested too deeply")
+        except Unhashable as error:
+            exc = error
+        except Exception as error:  # user objects may raise anything from __getattr__ & co.
+            exc = Unhashable(f"could not be read ({type(error).__name__}: {str(error)[:80]})")
+        module_obj = sys.modules.get(module)
+        source = module_source_digest(getattr(module_obj, "__file__", None))
+        if source is not None:
             return (
-                uuid.uuid4().hex,
-                f"{label} {exc} and module `{module}` has no source: the step re-runs every time",
+                _combine("source", source, type(value).__qualname__),
+                f"{label} {exc}: hashed the source of module `{module}` instead",
             )
+        return (
+            uuid.uuid4().hex,
+            f"{label} {exc} and module `{module}` has no source: the step re-runs every time",
+        )
 
     # -------------------------------------------------------------- functions
     def visit_function(self, fn: types.FunctionType, force: bool = False) -> str:
@@ -632,8 +694,16 @@ class _Walk:
                     value,
                 )
             return
-        digest, note = self._value_digest(value, module, f"`{name}`")
-        self._add(Component("value", f"{module}:{name}", digest, where, note), value)
+        # Named after the module that defines it, so one value imported in several
+        # places is one component, reported where a user would edit it.
+        home, original = defining_module(module, name, value)
+        if (home, original) != (module, name):
+            if (home, original) in self.bound:
+                return
+            self.bound.add((home, original))
+            where = self.scope.where(getattr(sys.modules.get(home), "__file__", None))
+        digest, note = self._value_digest(value, home, f"`{original}`")
+        self._add(Component("value", f"{home}:{original}", digest, where, note), value)
 
     # -------------------------------------------------------------- fallback
     def fallback(self, module: str, namespace: Mapping[str, Any], reason: str) -> None:

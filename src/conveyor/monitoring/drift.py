@@ -71,6 +71,8 @@ class DriftOptions:
         feature_thresholds: Per-feature distance thresholds overriding the defaults.
         drift_share: Share of drifted features at which the dataset counts as drifted.
         grid: Quantiles of each sketch used to compare distributions.
+        min_rows: A window with fewer rows gets the verdict "insufficient data" instead of
+            drift / no drift: no feature is tested and nothing counts as drifted.
     """
 
     alpha: float = 0.05
@@ -83,8 +85,14 @@ class DriftOptions:
     feature_thresholds: Mapping[str, float] = field(default_factory=dict)
     drift_share: float = 0.5
     grid: int = 100
+    min_rows: int = 100
 
     def __post_init__(self) -> None:
+        if not isinstance(self.min_rows, int) or self.min_rows < 0:
+            raise ConfigError(
+                "The 'min_rows' parameter of DriftOptions must be an int >= 0. Got "
+                f"{self.min_rows!r} instead."
+            )
         if not 0 < self.alpha < 1:
             raise ConfigError(
                 f"The 'alpha' parameter of DriftOptions must be in (0, 1). Got {self.alpha!r} "
@@ -123,6 +131,7 @@ class DriftOptions:
             "feature_thresholds": dict(self.feature_thresholds),
             "drift_share": self.drift_share,
             "grid": self.grid,
+            "min_rows": self.min_rows,
         }
 
     @classmethod
@@ -200,6 +209,14 @@ class DriftResult:
     dataset_drift: bool
     skipped: dict[str, str]
     options: DriftOptions
+    insufficient: str | None = None  # why no verdict was given (too few rows), if so
+
+    @property
+    def verdict(self) -> str:
+        """``insufficient data``, ``drift`` or ``no drift``."""
+        if self.insufficient is not None:
+            return "insufficient data"
+        return "drift" if self.dataset_drift else "no drift"
 
     @property
     def drifted(self) -> list[str]:
@@ -223,6 +240,8 @@ class DriftResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "verdict": self.verdict,
+            "insufficient": self.insufficient,
             "drift_share": self.drift_share,
             "dataset_drift": self.dataset_drift,
             "drifted": self.drifted,
@@ -455,6 +474,19 @@ def compare_profiles(
     """
     options = options or DriftOptions()
     names = list(columns) if columns is not None else [c for c in reference.columns]
+    if current.row_count < options.min_rows:
+        # Too few rows for any verdict: a handful of rows "drifts" on noise alone.
+        why = (
+            f"{current.row_count} rows in the window, fewer than min_rows={options.min_rows}"
+        )
+        return DriftResult(
+            features=[],
+            drift_share=0.0,
+            dataset_drift=False,
+            skipped={name: f"insufficient data: {why}" for name in names},
+            options=options,
+            insufficient=why,
+        )
     features: list[FeatureDrift] = []
     skipped: dict[str, str] = {}
     for name in names:

@@ -121,8 +121,12 @@ class MonitorReport:
         drifted = ", ".join(self.drift.drifted) or "none"
         text = (
             f"{_stamp(self.window_start)} .. {_stamp(self.window_end)} "
-            f"{self.model_name}/{self.model_version}: {self.rows} rows, drift share "
-            f"{self.drift_share:.0%} ({drifted})"
+            f"{self.model_name}/{self.model_version}: {self.rows} rows, "
+            + (
+                f"insufficient data ({self.drift.insufficient})"
+                if self.drift.insufficient
+                else f"drift share {self.drift_share:.0%} ({drifted})"
+            )
         )
         if self.performance:
             text += "; " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(self.performance.items()))
@@ -146,6 +150,7 @@ class MonitorReport:
             dataset_drift=drift_data["dataset_drift"],
             skipped=dict(drift_data.get("skipped", {})),
             options=options,
+            insufficient=drift_data.get("insufficient"),
         )
         prediction = data.get("prediction")
         return cls(
@@ -352,9 +357,9 @@ def _finite(metrics: Any) -> dict[str, float]:
         return {}
     out = {}
     for name, value in metrics.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if math.isfinite(value):
-                out[str(name)] = float(value)
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if numeric and math.isfinite(value):
+            out[str(name)] = float(value)
     return out
 
 

@@ -415,20 +415,28 @@ class Registry:
         *,
         reason: str | None = None,
         actor: str | None = None,
+        force: bool = False,
     ) -> RegistryEvent | None:
         """Point `name@alias` at `version`; None when it already points there.
 
+        A version its gate refused for `alias` moves only with `force`; the audit log's
+        reason then says so (see `conveyor.registry.guards`).
+
         Raises:
-            ModelError: an invalid alias.
+            ModelError: an invalid alias, or the gate refused the version and `force`
+                is off.
             NotFoundError: no such model or version (lists the versions).
         """
+        from conveyor.registry.guards import check_promotion
+
         check_alias(alias)
         check_name(name)
         who = _actor(actor)
         run_id, _ = _run_link()
         with self.engine.begin() as c:
             model = self._lock_model(c, name)
-            self._version_row(c, model.id, name, int(version))
+            row = self._version_row(c, model.id, name, int(version))
+            reason = check_promotion(c, model.id, name, row, alias, force=force, reason=reason)
             moved = self._move_alias(
                 c,
                 model.id,
@@ -871,12 +879,14 @@ def promote(
     reason: str | None = None,
     actor: str | None = None,
     *,
+    force: bool = False,
     metadata_store: MetadataStore | None = None,
     artifact_store: ArtifactStore | None = None,
 ) -> RegistryEvent | None:
-    """Point `name@alias` at `version` (one transaction, audit-logged)."""
+    """Point `name@alias` at `version` (one transaction, audit-logged); a version its gate
+    refused for `alias` needs `force`."""
     return get_registry(metadata_store, artifact_store).promote(
-        name, version, alias, reason=reason, actor=actor
+        name, version, alias, reason=reason, actor=actor, force=force
     )
 
 

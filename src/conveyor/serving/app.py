@@ -612,6 +612,7 @@ class ServingApp:
             answer.predictions,
             answer.probabilities,
             wanted=doc.get("outputs"),
+            classes=live.servable.classes,
         )
         return 200, orjson.dumps(out, option=_NUMPY), _JSON
 

@@ -234,18 +234,19 @@ def _read_chunks(
         head = handle.read(1 << 16)
     lines = max(1, head.count(b"\n"))
     block = int(min(max(len(head) / lines * chunk_rows, 1 << 16), 1 << 30))
+    from conveyor.data.ingest import csv_options
+
+    # The CSV rules of every conveyor command (nulls, encoding). Signature columns are read
+    # as text and checked row by row, so one bad cell rejects its row, not the whole file.
+    read, parse, convert = csv_options(
+        delimiter=delimiter,
+        columns=columns,
+        column_types={c: pa.string() for c in columns},
+        block_size=block,
+    )
     try:
         reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=block),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=columns,
-                # Signature columns are read as text and checked row by row, so one bad cell
-                # rejects its row instead of failing the whole file.
-                column_types={c: pa.string() for c in columns},
-                strings_can_be_null=True,
-            ),
+            path, read_options=read, parse_options=parse, convert_options=convert
         )
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise ServingError(f"{path} is not a readable CSV file: {_one_line(exc)}") from exc

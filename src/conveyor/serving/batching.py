@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from conveyor.exceptions import ServingError
-from conveyor.serving.validation import build_frame
+from conveyor.serving.validation import RequestError, build_frame
 
 if TYPE_CHECKING:
     import numpy as np
@@ -201,12 +201,20 @@ class MicroBatcher:
             self._answer([item], frame, preds, proba, seconds)
 
     def _fail(self, item: _Pending, exc: BaseException) -> None:
+        # Called for a request scored alone. An error about the data (a value the model
+        # cannot take: too large for its float32 input, say; or numpy's overflow warning
+        # where warnings are errors) is the request's: 422, as the stream scorer
+        # dead-letters such a row. Anything else is the server's: 500.
+        refused = isinstance(exc, (ValueError, TypeError, ArithmeticError, RuntimeWarning))
         if self._metrics is not None:
-            self._metrics.error("model")
+            self._metrics.error("model_input" if refused else "model")
         if not item.future.done():
-            error = ServingError(
+            text = (
                 f"Model {self.servable.name} version {self.servable.version} failed on this "
                 f"request: {type(exc).__name__}: {exc}"
+            )
+            error: ServingError = (
+                RequestError(422, text, problem="model_input") if refused else ServingError(text)
             )
             error.__cause__ = exc
             item.future.set_exception(error)

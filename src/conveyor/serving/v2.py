@@ -148,20 +148,24 @@ def infer_response(
     proba: np.ndarray | None,
     *,
     wanted: Any,
+    classes: list[Any] | None = None,
 ) -> dict[str, Any]:
+    """The infer response body; ``predict_proba`` names its columns' classes in
+    ``parameters.classes`` (column j is the probability of ``classes[j]``)."""
     n = len(preds)
     outputs: list[dict[str, Any]] = [
         {"name": "predict", "datatype": _datatype(preds), "shape": [n], "data": wire(preds)}
     ]
     if proba is not None:
-        outputs.append(
-            {
-                "name": "predict_proba",
-                "datatype": _datatype(proba),
-                "shape": list(proba.shape),
-                "data": wire(proba.reshape(-1)),
-            }
-        )
+        tensor: dict[str, Any] = {
+            "name": "predict_proba",
+            "datatype": _datatype(proba),
+            "shape": list(proba.shape),
+            "data": wire(proba.reshape(-1)),
+        }
+        if classes is not None and len(classes) == (proba.shape[1] if proba.ndim == 2 else 1):
+            tensor["parameters"] = {"classes": [_label(c) for c in classes]}
+        outputs.append(tensor)
     if type(wanted) is list and wanted:
         names = {o.get("name") for o in wanted if type(o) is dict}
         outputs = [o for o in outputs if o["name"] in names]
@@ -173,11 +177,22 @@ def infer_response(
     }
 
 
+def _label(value: Any) -> Any:
+    """A class label as JSON gives it back (numpy scalars as Python values)."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
 def model_metadata(servable: Servable) -> dict[str, Any]:
     outputs: list[dict[str, Any]] = [{"name": "predict", "datatype": "BYTES", "shape": [-1]}]
     if servable.classes is not None:
         outputs.append(
-            {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(servable.classes)]}
+            {
+                "name": "predict_proba",
+                "datatype": "FP64",
+                "shape": [-1, len(servable.classes)],
+                "parameters": {"classes": [_label(c) for c in servable.classes]},
+            }
         )
     return {
         "name": servable.name,

@@ -447,7 +447,7 @@ class OnDecay(Trigger):
             shown = ", ".join(sorted(report.metrics or {})) or "none"
             why = f"the report has no {self.metric} (it has: {shown})"
         else:
-            known = sorted((report.report.get("reference_metrics") or {}))
+            known = sorted(report.report.get("reference_metrics") or {})
             why = (
                 f"no decay baseline for {self.metric}: {model} was registered with "
                 + (f"only {', '.join(known)}" if known else "no metrics")

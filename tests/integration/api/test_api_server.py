@@ -69,7 +69,9 @@ def test_leaderboard_sorted_by_a_metric(viewer: Client, project: Project) -> Non
     # The runs that computed it; a run whose score step hit the cache logged nothing.
     runs = project.filled.runs
     assert {r["id"] for r in page if "accuracy" in r["metrics"]} == {
-        runs["train0"], runs["train1"], runs["train2"]
+        runs["train0"],
+        runs["train1"],
+        runs["train2"],
     }
     assert values[: len(scored)] == sorted(scored, reverse=True)
     assert all(v is None for v in values[len(scored) :])
@@ -149,8 +151,16 @@ def test_lineage_up_and_down_from_artifact_model_and_dataset(
         for e in model["edges"]
     )
     dataset = viewer.lineage("dataset:customers:2", direction="down")
-    labels = {n["label"] for n in dataset["nodes"]}
-    assert {"dataset", "validate"} <= labels
+    assert {(n["kind"], n["label"]) for n in dataset["nodes"]} >= {
+        ("dataset", "customers@2"),
+        ("step", "dataset"),
+        ("artifact", "output"),
+    }
+    assert {
+        "source": "dataset:customers:2",
+        "target": next(n["id"] for n in dataset["nodes"] if n["kind"] == "step"),
+        "label": "read",
+    } in dataset["edges"]
 
 
 def test_lineage_from_a_prediction_request_id(viewer: Client, project: Project) -> None:

@@ -65,3 +65,7 @@ class RecordingLoop:
                 while True:  # the work: hold the job here until this worker is killed
                     time.sleep(0.05)
         return cross_entropy(model, X, y)
+
+
+def fast_adam(parameters: object) -> torch.optim.Optimizer:
+    return torch.optim.Adam(parameters, lr=1e-2)  # type: ignore[arg-type]

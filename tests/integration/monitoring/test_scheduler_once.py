@@ -46,7 +46,16 @@ def retrain() -> int:
 
 def scheduler_once(root: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [CONVEYOR, "scheduler", "--once", "--grace", "0.1", "--no-monitors", "-p", "flows.py:retrain"],
+        [
+            CONVEYOR,
+            "scheduler",
+            "--once",
+            "--grace",
+            "0.1",
+            "--no-monitors",
+            "-p",
+            "flows.py:retrain",
+        ],
         cwd=root,
         check=False,
         capture_output=True,

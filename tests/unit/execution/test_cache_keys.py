@@ -74,7 +74,9 @@ def p():
 """
 
 
-def test_notebook_redefining_a_helper_reruns_the_step(notebook: Notebook, settings: Settings) -> None:
+def test_notebook_redefining_a_helper_reruns_the_step(
+    notebook: Notebook, settings: Settings
+) -> None:
     notebook.run_cell(CELLS)
     assert run_pipeline(notebook["p"], settings=settings, executor="inline").output() == 4
     notebook.run_cell("def helper(v):\n    return v + 10\n")
@@ -83,7 +85,9 @@ def test_notebook_redefining_a_helper_reruns_the_step(notebook: Notebook, settin
     assert again.output() == 13
 
 
-def test_notebook_running_the_same_cell_again_is_a_hit(notebook: Notebook, settings: Settings) -> None:
+def test_notebook_running_the_same_cell_again_is_a_hit(
+    notebook: Notebook, settings: Settings
+) -> None:
     notebook.run_cell(CELLS)
     run_pipeline(notebook["p"], settings=settings, executor="inline")
     notebook.run_cell(CELLS)  # new function objects, same code
@@ -126,14 +130,14 @@ def test_notebook_redefining_a_class_reruns(notebook: Notebook, settings: Settin
         """
     notebook.run_cell(source)
     run_pipeline(notebook["p"], settings=settings, executor="inline")
-    notebook.run_cell(
-        "class Model:\n    def predict(self, x):\n        return x - 1\n"
-    )
+    notebook.run_cell("class Model:\n    def predict(self, x):\n        return x - 1\n")
     again = run_pipeline(notebook["p"], settings=settings, executor="inline")
     assert not hit(again) and again.output() == 2
 
 
-def test_fingerprint_is_never_reused_across_a_redefinition(notebook: Notebook, tmp_path: Path) -> None:
+def test_fingerprint_is_never_reused_across_a_redefinition(
+    notebook: Notebook, tmp_path: Path
+) -> None:
     notebook.run_cell(CELLS)
     scope = ProjectScope.create(tmp_path)
     before = fingerprint_step(notebook["s"], scope).digest
@@ -192,7 +196,7 @@ def test_declared_file_content_joins_the_key(tmp_path: Path) -> None:
     changed = run_pipeline(p, settings=settings, executor="inline")
     assert not hit(changed, "load") and changed.output() == "a,b\n1,3\n"
     data.unlink()
-    with pytest.raises(Exception, match="raw.csv"):
+    with pytest.raises(Exception, match=r"raw\.csv"):
         run_pipeline(p, settings=settings, executor="inline")
 
 
@@ -255,7 +259,9 @@ def test_declared_package_version_joins_the_key(site: Path, tmp_path: Path) -> N
     fake_distribution(site, name, "2.0")
     assert not hit(run_pipeline(p, settings=settings, executor="inline"), "uses")
     package = [c for c in components(settings, first, "uses") if c["kind"] == "package"]
-    assert package == [{"kind": "package", "name": name, "hash": package[0]["hash"], "value": "1.0"}]
+    assert package == [
+        {"kind": "package", "name": name, "hash": package[0]["hash"], "value": "1.0"}
+    ]
 
 
 def test_cache_packages_adds_the_versions_of_imported_distributions(
@@ -298,12 +304,18 @@ def test_cache_packages_adds_the_versions_of_imported_distributions(
     # Without cache_packages library versions are not part of the key (documented).
     assert hit(run_pipeline(module.p, settings=plain, executor="inline"))
     assert not hit(run_pipeline(module.p, settings=pinned, executor="inline"))
-    libraries = [c for c in components(plain, run_pipeline(module.p, settings=plain)) if c["kind"] == "library"]
+    libraries = [
+        c
+        for c in components(plain, run_pipeline(module.p, settings=plain))
+        if c["kind"] == "library"
+    ]
     assert [c["name"] for c in libraries] == [name]
 
 
 def test_bad_declarations_name_the_setting_and_the_fix() -> None:
-    with pytest.raises(PipelineDefinitionError, match=r"'env' parameter .* list of non-empty strings"):
+    with pytest.raises(
+        PipelineDefinitionError, match=r"'env' parameter .* list of non-empty strings"
+    ):
         step(env="API_URL")  # type: ignore[arg-type]
     with pytest.raises(PipelineDefinitionError, match="'files'"):
         step(files=[""])
@@ -314,7 +326,14 @@ def test_bad_declarations_name_the_setting_and_the_fix() -> None:
 # ---------------------------------------------------------------------------- parameters
 @pytest.mark.parametrize(
     ("a", "b"),
-    [([1, 2], (1, 2)), ({1: "x"}, {"1": "x"}), (True, 1), (1, 1.0), (0.0, -0.0), ({"a": [1]}, {"a": (1,)})],
+    [
+        ([1, 2], (1, 2)),
+        ({1: "x"}, {"1": "x"}),
+        (True, 1),
+        (1, 1.0),
+        (0.0, -0.0),
+        ({"a": [1]}, {"a": (1,)}),
+    ],
 )
 def test_typed_parameters_that_differ_in_type_get_different_keys(a: Any, b: Any) -> None:
     assert typed_digest(a) != typed_digest(b)
@@ -372,12 +391,15 @@ def test_unpicklable_value_without_source_makes_the_step_rerun_every_time(
     assert "re-runs every time" in value[0]["note"]
 
 
-def test_value_over_the_size_cap_hashes_its_module_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_value_over_the_size_cap_hashes_its_module_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     package = f"big_{uuid.uuid4().hex[:6]}"
     (tmp_path / package).mkdir()
     (tmp_path / package / "__init__.py").write_text(
-        "from conveyor import step\nBLOB = bytearray(64)\n\n@step\ndef s(x: int) -> int:\n    return len(BLOB) + x\n"
+        "from conveyor import step\nBLOB = bytearray(64)\n\n"
+        "@step\ndef s(x: int) -> int:\n    return len(BLOB) + x\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     import importlib
@@ -390,3 +412,43 @@ def test_value_over_the_size_cap_hashes_its_module_source(tmp_path: Path, monkey
     full = fingerprint_step(module.s, scope)
     module.BLOB[0] = 1  # by content under the cap: the change counts
     assert fingerprint_step(module.s, scope).digest != full.digest
+
+
+# ---------------------------------------------------------------------------- project code
+def test_project_packages_are_hashed_even_under_site_packages(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    name = f"projlib{uuid.uuid4().hex[:6]}"
+    (site / name).mkdir()
+    (site / name / "__init__.py").write_text("def helper(v):\n    return v + 1\n")
+    notebook = Notebook()
+    try:
+        notebook.run_cell(
+            f"""
+            from conveyor import pipeline, step
+            import {name}
+
+            @step
+            def s(x: int) -> int:
+                return {name}.helper(x)
+
+            @pipeline
+            def p():
+                return s(1)
+            """
+        )
+        library = make_settings(tmp_path / "a")
+        project = make_settings(tmp_path / "b", project_packages=(name,))
+        for current in (library, project):
+            run_pipeline(notebook["p"], settings=current, executor="inline")
+        (site / name / "__init__.py").write_text("def helper(v):\n    return v + 2\n")
+        del sys.modules[name]
+        notebook.run_cell(f"import {name}")
+        # Under site-packages and not declared: library code, named but not hashed.
+        assert hit(run_pipeline(notebook["p"], settings=library, executor="inline"))
+        changed = run_pipeline(notebook["p"], settings=project, executor="inline")
+        assert not hit(changed) and changed.output() == 3
+    finally:
+        del sys.modules[notebook.name]
+        sys.modules.pop(name, None)

@@ -24,7 +24,7 @@ from conveyor.stores.metadata import open_metadata_store
 from conveyor.training.model import Model
 from conveyor.triggers import list_events, on_decay
 from conveyor.triggers.scheduler import Scheduler
-from tests.unit.monitoring.test_monitor import log, start_logger
+from tests.unit.monitoring.test_monitor import start_logger
 
 NUMERIC = ["tenure_months", "monthly_charges", "support_calls"]
 

@@ -49,7 +49,17 @@ def reported(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.chdir(settings.root)
     done = runner.invoke(
         app,
-        ["monitor", "run", "churn-prod", "--model", "churn@production", "--start", iso(start), "--end", iso(end)],
+        [
+            "monitor",
+            "run",
+            "churn-prod",
+            "--model",
+            "churn@production",
+            "--start",
+            iso(start),
+            "--end",
+            iso(end),
+        ],
     )
     assert done.exit_code == 0, done.output
     monitor = Monitor.get("churn-prod", metadata_store=metadata, artifact_store=artifacts)
@@ -81,7 +91,9 @@ def test_labels_add_updates_the_reported_window(reported: dict[str, Any]) -> Non
 def test_the_no_refresh_hint_gives_a_command_that_produces_the_figures(
     reported: dict[str, Any],
 ) -> None:
-    done = runner.invoke(app, ["labels", "add", "churn-prod", str(reported["labels"]), "--no-refresh"])
+    done = runner.invoke(
+        app, ["labels", "add", "churn-prod", str(reported["labels"]), "--no-refresh"]
+    )
     assert done.exit_code == 0, done.output
     assert reported["monitor"].reports()[0].labeled_rows == 0
     match = re.search(r"`conveyor ([^`]+)`", done.output)
@@ -93,7 +105,9 @@ def test_the_no_refresh_hint_gives_a_command_that_produces_the_figures(
     assert "roc_auc" in report.performance
 
 
-def test_labels_for_unreported_windows_say_when_they_will_count(reported: dict[str, Any], tmp_path: Path) -> None:
+def test_labels_for_unreported_windows_say_when_they_will_count(
+    reported: dict[str, Any], tmp_path: Path
+) -> None:
     other = tmp_path / "other.csv"
     pd.DataFrame({"request_id": ["nope-1"], "label": [1]}).to_csv(other, index=False)
     done = runner.invoke(app, ["labels", "add", "churn-prod", str(other)])

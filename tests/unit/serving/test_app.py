@@ -358,10 +358,13 @@ def test_batching_off_calls_the_model_per_request(lr_model: Model, cancer: Any) 
 
 
 def test_a_failing_request_does_not_fail_its_batch(mixed_model: Model, mixed_frame: Any) -> None:
-    """A request the model itself rejects fails alone; batch-mates still get answers."""
+    """A request the model itself rejects fails alone; batch-mates still get answers. A
+    data error of the model (ValueError) is the request's (422), anything else is 500."""
     frame, _ = mixed_frame
 
     def picky(df: pd.DataFrame) -> Any:
+        if (df["radius"] == -2).any():
+            raise RuntimeError("model crashed")
         if (df["radius"] < 0).any():
             raise ValueError("negative radius")
         return base.predict_frame(df)
@@ -374,6 +377,7 @@ def test_a_failing_request_does_not_fail_its_batch(mixed_model: Model, mixed_fra
     )
     rows = records(frame, 8)
     rows[3]["radius"] = -1.0
+    rows[5]["radius"] = -2.0
 
     async def main() -> None:
         async with client_for(app) as c:
@@ -381,8 +385,10 @@ def test_a_failing_request_does_not_fail_its_batch(mixed_model: Model, mixed_fra
                 *[c.post("/predict", json={"records": [row]}) for row in rows]
             )
             codes = [r.status_code for r in replies]
-            assert codes == [200, 200, 200, 500, 200, 200, 200, 200]
+            assert codes == [200, 200, 200, 422, 200, 500, 200, 200]
             assert "negative radius" in replies[3].json()["error"]
+            assert replies[3].json()["problem"] == "model_input"
+            assert "model crashed" in replies[5].json()["error"]
 
     run(main())
 

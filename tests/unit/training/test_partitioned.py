@@ -64,7 +64,7 @@ def test_bad_partition_counts_are_refused(tmp_path: Path, kwargs: dict, message:
 
 def test_unknown_column_and_partition_are_named(tmp_path: Path) -> None:
     ref = DatasetRef.write(frame(), partitions=2, artifact_store=open_artifact_store(str(tmp_path)))
-    with pytest.raises(DataError, match="no column 'bb'. Did you mean 'b'"):
+    with pytest.raises(DataError, match=r"no column 'bb'\. Did you mean 'b'"):
         ref.read_partition(0, ["bb"])
     with pytest.raises(DataError, match="Partition 5 does not exist; this dataset has 2"):
         ref.read_partition(5)

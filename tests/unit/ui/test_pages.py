@@ -312,3 +312,18 @@ def test_queries_per_page_do_not_grow_with_rows(pages: Pages, filled: Filled, ui
     two = queries(pages, engine, "/compare?runs=" + ",".join(ids[:2]))
     four = queries(pages, engine, "/compare?runs=" + ",".join(ids))
     assert two == four
+
+
+def test_step_page_says_what_changed_in_the_cache_key(
+    pages: Pages, filled: Filled, ui_settings: Any
+):
+    from conveyor.stores.metadata import open_metadata_store
+
+    store = open_metadata_store(ui_settings.db_url)
+    fit = next(s for s in store.step_runs(filled.runs["train1"]) if s["name"] == "fit")
+    html = ok(pages, f"/runs/{filled.runs['train1']}/steps/{fit['id']}")
+    assert 'id="cache-components"' in html
+    changes = html[html.index('id="cache-changes"') :]
+    changes = changes[: changes.index("</table>")]
+    assert "alpha" in changes and "0.0001" in changes and "0.001" in changes
+    assert "epochs" not in changes  # unchanged components are not listed

@@ -13,11 +13,15 @@ import base64
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import sqlalchemy as sa
 
 from conveyor.exceptions import ConveyorError
+from conveyor.stores.metadata.engine import READ_ONLY
+
+if TYPE_CHECKING:
+    from conveyor.stores.metadata import MetadataStore
 
 T = TypeVar("T")
 
@@ -44,6 +48,11 @@ class Page(Generic[T]):
     next_cursor: str | None
     prev_cursor: str | None
     limit: int
+
+
+def reading(db: MetadataStore) -> sa.Connection:
+    """A connection for reads only: one snapshot, no write lock (see engine.READ_ONLY)."""
+    return db.engine.connect().execution_options(**{READ_ONLY: True})
 
 
 def encode_cursor(values: Sequence[Any]) -> str:

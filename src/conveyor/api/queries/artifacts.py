@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from conveyor.api.queries._page import DEFAULT_LIMIT, Page, check_limit, paginate
+from conveyor.api.queries._page import DEFAULT_LIMIT, Page, check_limit, paginate, reading
 from conveyor.exceptions import NotFoundError
 from conveyor.stores.metadata import tables as t
 
@@ -164,7 +164,7 @@ def list_artifacts(
         )
     if name is not None:
         query = query.where(a.c.name == name)
-    with db.engine.connect() as c:
+    with reading(db) as c:
         rows, next_cursor, prev_cursor = paginate(
             c,
             query,
@@ -184,7 +184,7 @@ def get_artifact(db: MetadataStore, artifact_id: str, *, max_uses: int = 200) ->
         NotFoundError: no such artifact.
     """
     e, s = t.edges, t.step_runs
-    with db.engine.connect() as c:
+    with reading(db) as c:
         row = _row(c, artifact_id)
         uses = c.execute(
             sa.select(e.c.step_run_id, e.c.run_id, e.c.direction, e.c.name, s.c.name.label("step"))
@@ -301,7 +301,7 @@ def preview_artifact(
         ArtifactCorruptError: the stored bytes do not match the recorded hash.
     """
     check_limit(rows, MAX_PREVIEW_ROWS)
-    with db.engine.connect() as c:
+    with reading(db) as c:
         artifact = artifact_summary(_row(c, artifact_id))
     materializer = artifact.materializer
     if materializer in TABLE_MATERIALIZERS:
@@ -353,7 +353,7 @@ def artifact_bytes(db: MetadataStore, artifacts: ArtifactStore, artifact_id: str
         NotFoundError: no such artifact.
         ArtifactCorruptError: the stored bytes do not match the recorded hash.
     """
-    with db.engine.connect() as c:
+    with reading(db) as c:
         artifact = artifact_summary(_row(c, artifact_id))
     extension, media_type = _EXTENSIONS.get(
         artifact.materializer, ("bin", "application/octet-stream")

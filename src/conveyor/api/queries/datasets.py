@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from conveyor.api.queries._page import DEFAULT_LIMIT, Page, check_limit, paginate
+from conveyor.api.queries._page import DEFAULT_LIMIT, Page, check_limit, paginate, reading
 from conveyor.exceptions import NotFoundError, did_you_mean
 from conveyor.stores.metadata import tables as t
 from conveyor.stores.metadata import tables_data as td
@@ -93,7 +93,7 @@ def list_datasets(
     """
     check_limit(limit)
     d, v = td.datasets, td.dataset_versions
-    with db.engine.connect() as c:
+    with reading(db) as c:
         rows, next_cursor, prev_cursor = paginate(
             c,
             sa.select(d),
@@ -181,7 +181,7 @@ def list_dataset_versions(
     """
     check_limit(limit)
     v = td.dataset_versions
-    with db.engine.connect() as c:
+    with reading(db) as c:
         dataset = _dataset_row(c, name)
         rows, next_cursor, prev_cursor = paginate(
             c,
@@ -220,7 +220,7 @@ def get_dataset_version(
         NotFoundError: no such dataset or version.
     """
     a = t.artifacts
-    with db.engine.connect() as c:
+    with reading(db) as c:
         dataset, row = _version_row(c, name, version)
         ref = f"{name}@{row.version}"
         readers = list(
@@ -264,7 +264,7 @@ def _profile(
 ) -> Profile:
     from conveyor.data.profile import Profile
 
-    with db.engine.connect() as c:
+    with reading(db) as c:
         _, row = _version_row(c, name, version)
     return Profile.from_bytes(artifacts.get(row.profile_hash))
 
@@ -304,7 +304,7 @@ def validation_report(
     import json
 
     a = t.artifacts
-    with db.engine.connect() as c:
+    with reading(db) as c:
         row = c.execute(
             sa.select(a.c.id, a.c.content_hash, a.c.type_name, a.c.run_id).where(
                 a.c.id == artifact_id

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from conveyor.api.queries._page import DEFAULT_LIMIT, Page, check_limit, paginate
+from conveyor.api.queries._page import DEFAULT_LIMIT, Page, check_limit, paginate, reading
 
 if TYPE_CHECKING:
     from conveyor.stores.metadata import MetadataStore
@@ -51,7 +51,7 @@ def list_events(
         query = query.where(e.c.kind == kind)
     if subject is not None:
         query = query.where(e.c.subject == subject)
-    with db.engine.connect() as c:
+    with reading(db) as c:
         rows, next_cursor, prev_cursor = paginate(
             c,
             query,

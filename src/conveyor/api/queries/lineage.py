@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from conveyor.api.queries._page import QueryError
+from conveyor.api.queries._page import QueryError, reading
 from conveyor.exceptions import NotFoundError
 from conveyor.stores.metadata import tables as t
 from conveyor.stores.metadata import tables_monitoring as tm
@@ -108,7 +108,7 @@ def lineage_graph(
             "model:NAME:VERSION (or model:NAME@ALIAS), dataset:NAME:VERSION or request:ID."
         )
     walk = _Walk(db, max_nodes)
-    with db.engine.connect() as c:
+    with reading(db) as c:
         walk.c = c
         root, up_steps, down_steps, up_artifacts, down_artifacts = walk.seed(kind, key, artifacts)
         if direction in ("up", "both"):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from conveyor.api.queries._page import DEFAULT_LIMIT, Page, check_limit, paginate
+from conveyor.api.queries._page import DEFAULT_LIMIT, Page, check_limit, paginate, reading
 from conveyor.exceptions import NotFoundError, did_you_mean
 from conveyor.stores.metadata import tables_registry as r
 
@@ -135,7 +135,7 @@ def list_models(
     """
     check_limit(limit)
     m = r.models
-    with db.engine.connect() as c:
+    with reading(db) as c:
         rows, next_cursor, prev_cursor = paginate(
             c,
             sa.select(m),
@@ -168,7 +168,7 @@ def get_model(db: MetadataStore, name: str) -> ModelSummary:
     Raises:
         NotFoundError: no such model (suggests close names).
     """
-    with db.engine.connect() as c:
+    with reading(db) as c:
         row = _model_row(c, name)
         aliases = _aliases(c, [row.id])[row.id]
     return ModelSummary(
@@ -229,7 +229,7 @@ def list_model_versions(
     """
     check_limit(limit)
     v = r.model_versions
-    with db.engine.connect() as c:
+    with reading(db) as c:
         model = _model_row(c, name)
         rows, next_cursor, prev_cursor = paginate(
             c,
@@ -252,7 +252,7 @@ def get_model_version(db: MetadataStore, name: str, version: int | str) -> Model
         NotFoundError: no such model, version or alias.
     """
     v = r.model_versions
-    with db.engine.connect() as c:
+    with reading(db) as c:
         model = _model_row(c, name)
         aliases = _aliases(c, [model.id])[model.id]
         if isinstance(version, str) and not version.isdigit():
@@ -301,7 +301,7 @@ def audit_log(
     """
     check_limit(limit)
     e = r.registry_events
-    with db.engine.connect() as c:
+    with reading(db) as c:
         model = _model_row(c, name)
         query = sa.select(e).where(e.c.model_id == model.id)
         if alias is not None:
@@ -354,7 +354,7 @@ def list_gate_decisions(
         query = query.where(g.c.model_name == model)
     if run_id is not None:
         query = query.where(g.c.run_id == run_id)
-    with db.engine.connect() as c:
+    with reading(db) as c:
         rows, next_cursor, prev_cursor = paginate(
             c,
             query,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from conveyor.api.queries._page import DEFAULT_LIMIT, Page, check_limit, paginate
+from conveyor.api.queries._page import DEFAULT_LIMIT, Page, check_limit, paginate, reading
 from conveyor.exceptions import NotFoundError, did_you_mean
 from conveyor.stores.metadata import tables_monitoring as tm
 
@@ -153,7 +153,7 @@ def list_monitors(
     """
     check_limit(limit)
     m, rep = tm.monitors, tm.monitor_reports
-    with db.engine.connect() as c:
+    with reading(db) as c:
         rows, next_cursor, prev_cursor = paginate(
             c,
             sa.select(m),
@@ -203,7 +203,7 @@ def get_monitor(db: MetadataStore, name: str) -> MonitorSummary:
         NotFoundError: no such monitor.
     """
     rep = tm.monitor_reports
-    with db.engine.connect() as c:
+    with reading(db) as c:
         row = _monitor_row(c, name)
         count = c.execute(sa.select(sa.func.count()).where(rep.c.monitor_id == row.id)).scalar_one()
         newest = c.execute(
@@ -243,7 +243,7 @@ def list_reports(
     """
     check_limit(limit)
     rep = tm.monitor_reports
-    with db.engine.connect() as c:
+    with reading(db) as c:
         monitor = _monitor_row(c, name)
         query = sa.select(*_REPORT_COLUMNS).where(rep.c.monitor_id == monitor.id)
         if model_version is not None:
@@ -269,7 +269,7 @@ def get_report(db: MetadataStore, report_id: str) -> ReportDetail:
         NotFoundError: no such report.
     """
     rep, m = tm.monitor_reports, tm.monitors
-    with db.engine.connect() as c:
+    with reading(db) as c:
         row = c.execute(
             sa.select(*_REPORT_COLUMNS, rep.c.report, m.c.name.label("monitor_name"))
             .join(m, m.c.id == rep.c.monitor_id)
@@ -287,7 +287,7 @@ def report_html(db: MetadataStore, artifacts: ArtifactStore, report_id: str) -> 
         NotFoundError: no such report, or it has no HTML page.
     """
     rep = tm.monitor_reports
-    with db.engine.connect() as c:
+    with reading(db) as c:
         path = c.execute(sa.select(rep.c.html_path).where(rep.c.id == report_id)).first()
     if path is None:
         raise NotFoundError(f"No monitor report with id {report_id!r}.")
@@ -312,7 +312,7 @@ def monitor_series(
     """
     check_limit(limit, MAX_SERIES)
     rep = tm.monitor_reports
-    with db.engine.connect() as c:
+    with reading(db) as c:
         monitor = _monitor_row(c, name)
         query = (
             sa.select(

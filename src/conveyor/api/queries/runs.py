@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from conveyor.api.queries._page import DEFAULT_LIMIT, Page, QueryError, check_limit, paginate
+from conveyor.api.queries._page import (
+    DEFAULT_LIMIT,
+    Page,
+    QueryError,
+    check_limit,
+    paginate,
+    reading,
+)
 from conveyor.exceptions import NotFoundError
 from conveyor.registry.registry import _data_read
 from conveyor.stores.metadata import tables as t
@@ -394,7 +401,7 @@ def list_runs(
                 r.c.pipeline.like("%" + pattern + "%", escape="\\"),
             )
         )
-    with db.engine.connect() as c:
+    with reading(db) as c:
         rows, next_cursor, prev_cursor = paginate(
             c,
             query,
@@ -417,7 +424,7 @@ def get_run(db: MetadataStore, run_id: str) -> RunDetail:
     Raises:
         NotFoundError: no run matches.
     """
-    with db.engine.connect() as c:
+    with reading(db) as c:
         run_id = _resolve_run_id(c, run_id)
         row = c.execute(
             sa.select(*_RUN_COLUMNS, t.runs.c.outputs, t.runs.c.host).where(t.runs.c.id == run_id)
@@ -445,7 +452,7 @@ def get_run(db: MetadataStore, run_id: str) -> RunDetail:
 
 def pipelines(db: MetadataStore) -> tuple[str, ...]:
     """Names of the pipelines that have runs, sorted (for the filter of the runs list)."""
-    with db.engine.connect() as c:
+    with reading(db) as c:
         return tuple(
             c.execute(sa.select(t.runs.c.pipeline).distinct().order_by(t.runs.c.pipeline)).scalars()
         )
@@ -458,7 +465,7 @@ def metric_keys(
     newest = sa.select(t.runs.c.id).order_by(t.runs.c.created_at.desc()).limit(recent)
     if pipeline:
         newest = newest.where(t.runs.c.pipeline == pipeline)
-    with db.engine.connect() as c:
+    with reading(db) as c:
         ids = list(c.execute(newest).scalars())
         if not ids:
             return ()
@@ -490,7 +497,7 @@ def list_step_runs(
     """
     check_limit(limit, MAX_STEPS_PAGE)
     s = t.step_runs
-    with db.engine.connect() as c:
+    with reading(db) as c:
         run_id = _resolve_run_id(c, run_id)
         query = sa.select(*_STEP_COLUMNS).where(s.c.run_id == run_id)
         if status:
@@ -527,7 +534,7 @@ def run_graph(db: MetadataStore, run_id: str, *, max_steps: int = MAX_STEPS_PAGE
         NotFoundError: no such run.
     """
     s, e = t.step_runs, t.edges
-    with db.engine.connect() as c:
+    with reading(db) as c:
         run_id = _resolve_run_id(c, run_id)
         rows = c.execute(
             sa.select(*_STEP_COLUMNS).where(s.c.run_id == run_id).order_by(s.c.id).limit(max_steps)
@@ -635,7 +642,7 @@ def get_step_run(db: MetadataStore, step_run_id: str) -> StepRunDetail:
         NotFoundError: no such step run.
     """
     s = t.step_runs
-    with db.engine.connect() as c:
+    with reading(db) as c:
         row = c.execute(
             sa.select(*_STEP_COLUMNS, s.c.params, s.c.traceback, s.c.host, t.runs.c.pipeline)
             .join(t.runs, t.runs.c.id == s.c.run_id)
@@ -663,7 +670,7 @@ def find_step_run_id(db: MetadataStore, run_id: str, name: str) -> str:
     Raises:
         NotFoundError: no such run or step (the message lists close step names).
     """
-    with db.engine.connect() as c:
+    with reading(db) as c:
         run_id = _resolve_run_id(c, run_id)
         found = c.execute(
             sa.select(t.step_runs.c.id).where(
@@ -682,7 +689,7 @@ def step_logs(db: MetadataStore, step_run_id: str) -> StepLogs:
         NotFoundError: no such step run.
     """
     s = t.step_runs
-    with db.engine.connect() as c:
+    with reading(db) as c:
         row = c.execute(
             sa.select(s.c.id, s.c.run_id, s.c.name, t.step_logs.c.text)
             .outerjoin(t.step_logs, t.step_logs.c.step_run_id == s.c.id)
@@ -702,7 +709,7 @@ def run_metrics(
         NotFoundError: no such run.
     """
     m = t.metrics
-    with db.engine.connect() as c:
+    with reading(db) as c:
         run_id = _resolve_run_id(c, run_id)
         query = sa.select(m.c.key, m.c.value, m.c.step, m.c.timestamp, m.c.step_run_id).where(
             m.c.run_id == run_id
@@ -742,7 +749,7 @@ def compare_runs(db: MetadataStore, run_ids: Sequence[str]) -> RunComparison:
     if not ids or len(ids) > MAX_COMPARE:
         raise QueryError(f"Compare needs 1..{MAX_COMPARE} run ids. Got {len(ids)}.")
     s = t.step_runs
-    with db.engine.connect() as c:
+    with reading(db) as c:
         rows = {r.id: r for r in c.execute(sa.select(*_RUN_COLUMNS).where(t.runs.c.id.in_(ids)))}
         if len(rows) < len(ids):
             ids = [_resolve_run_id(c, i) for i in ids]

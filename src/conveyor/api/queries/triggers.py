@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from conveyor.api.queries._page import DEFAULT_LIMIT, Page, check_limit, paginate
+from conveyor.api.queries._page import DEFAULT_LIMIT, Page, check_limit, paginate, reading
 from conveyor.stores.metadata import tables_monitoring as tm
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def list_triggers(
     query = sa.select(s)
     if pipeline is not None:
         query = query.where(s.c.pipeline == pipeline)
-    with db.engine.connect() as c:
+    with reading(db) as c:
         rows, next_cursor, prev_cursor = paginate(
             c,
             query,
@@ -127,7 +127,7 @@ def list_trigger_events(
     ):
         if value is not None:
             query = query.where(column == value)
-    with db.engine.connect() as c:
+    with reading(db) as c:
         rows, next_cursor, prev_cursor = paginate(
             c,
             query,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from conveyor.api.queries._page import DEFAULT_LIMIT, Page, check_limit, paginate
+from conveyor.api.queries._page import DEFAULT_LIMIT, Page, check_limit, paginate, reading
 from conveyor.exceptions import NotFoundError, did_you_mean
 from conveyor.stores.metadata import tables_registry as r
 
@@ -133,7 +133,7 @@ def list_studies(
     """
     check_limit(limit)
     s = r.tuning_studies
-    with db.engine.connect() as c:
+    with reading(db) as c:
         rows, next_cursor, prev_cursor = paginate(
             c,
             sa.select(s),
@@ -155,7 +155,7 @@ def get_study(db: MetadataStore, name: str) -> StudySummary:
     Raises:
         NotFoundError: no such study.
     """
-    with db.engine.connect() as c:
+    with reading(db) as c:
         row = _study_row(c, name)
         stats = _stats(c, [row.id])
     return _summary(row, stats.get(row.id))
@@ -194,7 +194,7 @@ def list_trials(
     """
     check_limit(limit)
     tr = r.tuning_trials
-    with db.engine.connect() as c:
+    with reading(db) as c:
         study = _study_row(c, name)
         query = sa.select(tr).where(tr.c.study_id == study.id)
         if state is not None:
@@ -251,7 +251,7 @@ def study_history(db: MetadataStore, name: str) -> StudyHistory:
         NotFoundError: no such study.
     """
     tr = r.tuning_trials
-    with db.engine.connect() as c:
+    with reading(db) as c:
         study = _study_row(c, name)
         rows = c.execute(
             sa.select(tr.c.number, tr.c.value, tr.c.params)

@@ -21,6 +21,12 @@ _ENGINES: dict[str, sa.Engine] = {}
 _LOCK = threading.Lock()
 
 
+# Execution option of read-only connections (the UI and the API): on SQLite they begin a
+# deferred transaction, a consistent snapshot that takes no write lock, so pages neither
+# wait behind a running pipeline's writes nor hold them up.
+READ_ONLY = "conveyor_read_only"
+
+
 def _sqlite_setup(engine: sa.Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -36,7 +42,10 @@ def _sqlite_setup(engine: sa.Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> sa.Engine:

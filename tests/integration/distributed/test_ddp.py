@@ -1,0 +1,162 @@
+"""PyTorch DDP with gloo on 2 Dask workers: replicas in sync, convergence, restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conveyor.data.partitioned import DatasetRef
+from conveyor.stores.artifacts import open_artifact_store
+
+from .conftest import require_module
+
+pytestmark = pytest.mark.slow
+require_module("torch", "torch")
+
+from conveyor.training import distributed  # noqa: E402
+from conveyor.training.model import Model  # noqa: E402
+
+from . import nets  # noqa: E402
+from .ddp_steps import blobs  # noqa: E402
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> DatasetRef:
+    store = open_artifact_store(str(tmp_path / "store"))
+    return DatasetRef.write(blobs(2000), partitions=4, artifact_store=store)
+
+
+def digests(folder: Path) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for rank in (0, 1):
+        files = sorted(folder.glob(f"rank{rank}-*"), key=lambda p: p.name.split("-")[2])
+        out[rank] = [p.read_text() for p in files]
+    return out
+
+
+def test_replicas_hold_identical_weights_at_every_step_and_converge(
+    client, data: DatasetRef, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "steps"
+    folder.mkdir()
+    result = distributed.run_ddp(
+        nets.RecordingLoop(str(folder)),
+        data,
+        model=nets.Classifier,
+        target="label",
+        epochs=4,
+        batch_size=50,
+        workers=2,
+        client=client,
+        checkpoint_every=25,
+    )
+    seen = digests(folder)
+    # 1000 rows per rank, 50 per batch: 20 steps per epoch on each rank.
+    assert len(seen[0]) == len(seen[1]) == 80 == result.steps
+    assert seen[0] == seen[1]  # after each step (and at the start) both ranks agree
+    assert len(set(seen[0])) == 80  # and the weights did move every step
+    losses = [h["train_loss"] for h in result.history]
+    assert [h["epoch"] for h in result.history] == [0, 1, 2, 3]
+    assert losses[-1] < losses[0] * 0.8
+    frame = blobs(2000)
+    built = Model.from_fitted(result.module, frame.drop(columns="label"), profile=False)
+    model = Model.from_bytes(built.to_bytes(), trusted=built.trusted_types())
+    accuracy = np.mean(model.predict(frame.drop(columns="label")) == frame["label"])
+    assert accuracy > 0.85
+    assert result.restarts == 0 and result.world_sizes == [2]
+
+
+def test_killing_a_worker_mid_training_resumes_from_the_checkpoint(
+    client, data: DatasetRef, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "steps"
+    folder.mkdir()
+    outcome: dict[str, object] = {}
+
+    def train() -> None:
+        try:
+            outcome["result"] = distributed.run_ddp(
+                nets.RecordingLoop(str(folder), stall_after=30),
+                data,
+                model=nets.Classifier,
+                target="label",
+                epochs=3,
+                batch_size=50,
+                workers=2,
+                client=client,
+                checkpoint_every=10,
+                timeout=60,
+            )
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=train)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not list(folder.glob("stalled-*")):
+        assert time.monotonic() < deadline, "rank 1 never reached step 30"
+        assert thread.is_alive(), outcome
+        time.sleep(0.05)
+    pid = int(next(folder.glob("stalled-*")).name.split("-")[1])
+    os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=240)
+    assert not thread.is_alive()
+    assert "error" not in outcome, outcome.get("error")
+    result = outcome["result"]
+    assert result.restarts == 1  # type: ignore[attr-defined]
+    assert result.resumed_from == [30]  # type: ignore[attr-defined]
+    assert result.steps == 60 and len(result.history) == 3  # type: ignore[attr-defined]
+    # The restart did not redo steps 1..30: the new processes started at step 31.
+    fresh = [p for p in folder.glob("rank1-*") if f"pid{pid}-" not in p.name]
+    assert len(fresh) == 30
+    checkpoint = open_artifact_store(data.artifact_url).get(result.checkpoint)  # type: ignore[attr-defined]
+    assert len(checkpoint) > 0
+
+
+def test_a_step_trains_with_ddp_on_the_dask_executor_and_logs_curves(tmp_path: Path) -> None:
+    from conveyor.execution.dask import DaskExecutor
+    from conveyor.execution.orchestrator import run_pipeline
+    from tests.conftest import make_settings
+
+    from . import ddp_steps
+
+    settings = make_settings(tmp_path)
+    executor = DaskExecutor(n_workers=2)
+    try:
+        run = run_pipeline(ddp_steps.ddp_pipeline, settings=settings, executor=executor)
+    finally:
+        executor.shutdown()
+    model = run.output()
+    assert isinstance(model, Model) and model.flavor == "torch"
+    assert model.profile.row_count == 2000
+    frame = blobs(2000)
+    assert np.mean(model.predict(frame.drop(columns="label")) == frame["label"]) > 0.85
+    from conveyor.stores.metadata import open_metadata_store
+
+    rows = open_metadata_store(settings.db_url).metrics(run.id)
+    curve = [(r["step"], r["value"]) for r in rows if r["key"] == "train_loss"]
+    assert [s for s, _ in curve] == [0, 1, 2]
+    assert curve[-1][1] < curve[0][1]
+    assert {r["key"] for r in rows} >= {"ddp.restarts", "ddp.steps"}
+
+
+def test_train_loop_errors_are_not_retried(client, data: DatasetRef) -> None:  # type: ignore[no-untyped-def]
+    def broken(model, X, y):  # type: ignore[no-untyped-def]
+        raise ValueError("shapes do not match")
+
+    with pytest.raises(Exception, match=r"train_loop raised on rank \d: ValueError: shapes"):
+        distributed.run_ddp(
+            broken,
+            data,
+            model=nets.Classifier,
+            target="label",
+            workers=2,
+            client=client,
+            max_restarts=3,
+        )
