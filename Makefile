@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Apache Airflow for the export test, in a virtualenv of its own (its pins are its own).
+AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_REQUIREMENTS := tests/integration/export/airflow-requirements.txt
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 
 .PHONY: setup demo test lint typecheck layers pytest bench clean
 
@@ -15,6 +19,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
 	touch $(STAMP)
+
+$(AIRFLOW_STAMP): $(AIRFLOW_REQUIREMENTS)
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -r $(AIRFLOW_REQUIREMENTS)
+	touch $(AIRFLOW_STAMP)
 
 demo: setup
 	$(BIN)/conveyor demo
@@ -29,8 +39,8 @@ typecheck: setup
 layers: setup
 	$(BIN)/lint-imports
 
-pytest: setup
-	$(BIN)/python -m pytest -p no:cacheprovider
+pytest: setup $(AIRFLOW_STAMP)
+	CONVEYOR_TEST_AIRFLOW=$(abspath $(AIRFLOW_VENV))/bin/airflow $(BIN)/python -m pytest -p no:cacheprovider
 
 test: lint typecheck layers pytest
 
@@ -38,4 +48,4 @@ bench: setup
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) .conveyor demo-project
+	rm -rf $(VENV) $(AIRFLOW_VENV) .conveyor demo-project

@@ -84,7 +84,7 @@ def _checked(key: str, value: Any, where: str) -> Any:
     """`value` when it has the type setting `key` needs (a bool is not an int here)."""
     expected = _KEYS[key]
     if expected is list:
-        if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value):
             return tuple(value)
         raise ConfigError(
             f"The {key!r} key {where} must be a list of package names, e.g. "

@@ -158,7 +158,7 @@ def run_artifacts(
 ) -> Any:
     """Artifacts the run's steps wrote or reused from the cache."""
     metadata = stores(request).metadata
-    resolved = rq.get_run(metadata, run_id).run.id
+    resolved = rq.resolve_run_id(metadata, run_id)
     page = aq.list_artifacts(metadata, run_id=resolved, before=before, after=after, limit=limit)
     return json_response(page)
 

@@ -34,6 +34,9 @@ class StepContext:
         artifact_url: Artifact store of the run.
         resources: The step's requested resources (``workers``, ``gpus``, ...), which
             distributed training reads to size its job.
+        cache_key: The cache key of this step execution (code, parameters, inputs), for
+            components whose stored state belongs to it (tuning studies); None outside
+            an orchestrated run.
     """
 
     run_id: str
@@ -44,6 +47,7 @@ class StepContext:
     db_url: str | None = None
     artifact_url: str | None = None
     resources: dict[str, Any] = field(default_factory=dict)
+    cache_key: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     metrics: list[MetricPoint] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)

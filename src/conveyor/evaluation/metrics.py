@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from conveyor._internal.values import to_python
 from conveyor.exceptions import ModelError, did_you_mean
 
 if TYPE_CHECKING:
@@ -347,8 +348,8 @@ def _positive_last(
             )
         return classes, proba, None
     if pos_label is None:
-        return classes, proba, _plain(classes[1])
-    labels = [_plain(c) for c in classes]
+        return classes, proba, to_python(classes[1])
+    labels = [to_python(c) for c in classes]
     matches = [i for i, c in enumerate(labels) if c == pos_label]
     if not matches:  # "1" for the class 1, or the other way round
         matches = [i for i, c in enumerate(labels) if str(c) == str(pos_label)]
@@ -362,12 +363,6 @@ def _positive_last(
     if matches[0] == 1:
         return classes, proba, labels[1]
     return classes[::-1].copy(), None if proba is None else proba[:, ::-1].copy(), labels[0]
-
-
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python value (JSON-able); other values unchanged."""
-    item = getattr(value, "item", None)
-    return item() if callable(item) else value
 
 
 def _frame_hash(data: Any) -> str | None:

@@ -698,6 +698,17 @@ class _Walk:
         # places is one component, reported where a user would edit it.
         home, original = defining_module(module, name, value)
         if (home, original) != (module, name):
+            if original != name:  # `from .config import A as CONFIG`: the alias counts
+                self._add(
+                    Component(
+                        "global",
+                        f"{module}:{name}",
+                        _combine("value", home, original),
+                        where,
+                        value=f"{home}:{original}",
+                    ),
+                    value,
+                )
             if (home, original) in self.bound:
                 return
             self.bound.add((home, original))

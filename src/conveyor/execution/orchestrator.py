@@ -320,6 +320,7 @@ class _Execution:
             artifact_url=self.settings.artifact_url,
             attempt=attempt,
             db_url=self.settings.db_url,
+            cache_key=key,
         )
         timeout = node.step.settings.timeout
         self.emit("submitted", name, attempt=attempt)

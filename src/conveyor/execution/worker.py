@@ -72,6 +72,7 @@ class StepPayload:
     artifact_url: str
     attempt: int = 1
     db_url: str | None = None
+    cache_key: str | None = None
 
 
 @dataclass
@@ -178,6 +179,7 @@ def execute_step(payload: StepPayload) -> StepResult:
         db_url=payload.db_url,
         artifact_url=payload.artifact_url,
         resources=dict(getattr(getattr(payload.function, "settings", None), "resources", {})),
+        cache_key=payload.cache_key,
     )
     result = StepResult(ok=False, started_at=started, ended_at=started, pid=os.getpid())
     with capture() as buffer:

@@ -381,18 +381,19 @@ class _Writer:
         self.rows += table.num_rows
 
     def close(self, *, keep: bool) -> None:
-        if self._writer is None:
-            return
         try:
-            self._writer.close()
+            if self._writer is not None:
+                self._writer.close()
             if self._sink is not None:
                 self._sink.close()
         except BaseException:
             Path(self.tmp).unlink(missing_ok=True)
             raise
-        if keep:
+        if keep and self._writer is not None:
             commit(self.tmp, self.path)
         else:
+            # Also when an interrupt came while the writer was being made: the temporary
+            # file may exist before `_writer` is set.
             Path(self.tmp).unlink(missing_ok=True)
 
 

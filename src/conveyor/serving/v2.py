@@ -164,7 +164,7 @@ def infer_response(
             "data": wire(proba.reshape(-1)),
         }
         if classes is not None and len(classes) == (proba.shape[1] if proba.ndim == 2 else 1):
-            tensor["parameters"] = {"classes": [_label(c) for c in classes]}
+            tensor["parameters"] = {"classes": list(classes)}
         outputs.append(tensor)
     if type(wanted) is list and wanted:
         names = {o.get("name") for o in wanted if type(o) is dict}
@@ -177,12 +177,6 @@ def infer_response(
     }
 
 
-def _label(value: Any) -> Any:
-    """A class label as JSON gives it back (numpy scalars as Python values)."""
-    item = getattr(value, "item", None)
-    return item() if callable(item) else value
-
-
 def model_metadata(servable: Servable) -> dict[str, Any]:
     outputs: list[dict[str, Any]] = [{"name": "predict", "datatype": "BYTES", "shape": [-1]}]
     if servable.classes is not None:
@@ -191,7 +185,7 @@ def model_metadata(servable: Servable) -> dict[str, Any]:
                 "name": "predict_proba",
                 "datatype": "FP64",
                 "shape": [-1, len(servable.classes)],
-                "parameters": {"classes": [_label(c) for c in servable.classes]},
+                "parameters": {"classes": list(servable.classes)},
             }
         )
     return {

@@ -46,14 +46,126 @@ def _profile_class() -> Any:
     return getattr(profile_module, "Profile", None)
 
 
-def _versions(flavor_module: str) -> dict[str, str]:
+# Attributes through which estimators hold other estimators, beyond get_params(): fitted
+# clones (ensembles, searches, calibration, stacking) and Pipeline / ColumnTransformer parts.
+_NESTED = (
+    "steps",
+    "transformers",
+    "transformers_",
+    "estimator",
+    "estimator_",
+    "estimators",
+    "estimators_",
+    "base_estimator",
+    "base_estimator_",
+    "best_estimator_",
+    "final_estimator",
+    "final_estimator_",
+    "calibrated_classifiers_",
+    "named_estimators_",
+)
+# Not libraries a model depends on in the sense of a version check.
+_NOT_LIBRARIES = frozenset({"builtins", "__main__", "conveyor", "python"})
+# Recorded for every model; checked on load only as the flavor's own library or a component.
+_ENVIRONMENT = ("numpy", "pandas")
+
+
+def component_libraries(obj: Any, limit: int = 100_000) -> set[str]:
+    """Top-level packages of every estimator inside `obj` (itself included).
+
+    Walks scikit-learn composition: `get_params(deep=False)` at every level plus the
+    fitted parts (`steps`, `transformers_`, `estimators_`, `best_estimator_`, ...), so
+    a LightGBM model inside a Pipeline inside a search is found. Only objects that fit,
+    predict or transform count as estimators.
+    """
+    seen: set[int] = set()
+    stack = [obj]
+    roots: set[str] = set()
+    while stack and len(seen) < limit:
+        item = stack.pop()
+        if id(item) in seen or item is None or isinstance(item, (str, bytes, int, float)):
+            continue
+        seen.add(id(item))
+        if isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+            continue
+        if isinstance(item, Mapping):
+            stack.extend(item.values())
+            continue
+        if not any(callable(getattr(type(item), m, None)) for m in ("fit", "predict", "transform")):
+            continue
+        roots.add(type(item).__module__.partition(".")[0])
+        get_params = getattr(item, "get_params", None)
+        if callable(get_params):
+            try:
+                stack.extend(get_params(deep=False).values())
+            except Exception:  # an estimator whose params cannot be read is still counted
+                pass
+        for name in _NESTED:
+            try:
+                value = getattr(item, name, None)
+            except Exception:  # a property of an unfitted estimator may raise
+                continue
+            if value is not None:
+                stack.append(value)
+    return {root for root in roots if root and root not in _NOT_LIBRARIES}
+
+
+def _versions(flavor_module: str, obj: Any = None) -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for module in ("numpy", "pandas", flavor_module):
+    nested = sorted(component_libraries(obj) - {flavor_module}) if obj is not None else []
+    for module in (*_ENVIRONMENT, flavor_module, *nested):
         version = library_version(module)
-        if version is not None:
+        if version is not None and (version != "unknown" or module not in nested):
             versions[module] = version
     versions["conveyor"] = __version__
     return versions
+
+
+def installed_version(module: str) -> str | None:
+    """The installed version of `module` without importing anything new.
+
+    An imported module answers with its ``__version__``; otherwise the installed
+    distribution's metadata is read (no code of the package runs), so a library name
+    read from a model file never chooses code to import.
+    """
+    import sys
+    from importlib import metadata
+
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        return str(getattr(loaded, "__version__", "unknown"))
+    for dist in metadata.packages_distributions().get(module, []):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _check_component_versions(trained: Mapping[str, str], flavor_module: str) -> None:
+    """Warn for each library of the model's components whose installed version differs."""
+    skip = {flavor_module, *_ENVIRONMENT, *_NOT_LIBRARIES}
+    for module, recorded in sorted(trained.items()):
+        if module in skip:
+            continue
+        current = installed_version(module)
+        if current is None:
+            warnings.warn(
+                f"This model holds a {module} component (trained with {module} {recorded}) "
+                f"but {module} is not installed; loading or predicting may fail. Install "
+                f"{module}=={recorded}.",
+                LibraryVersionWarning,
+                stacklevel=3,
+            )
+        elif current != recorded:
+            warnings.warn(
+                f"This model was trained with {module} {recorded} and is loaded with "
+                f"{module} {current}; predictions may differ. Install {module}=={recorded} "
+                "or retrain and register a new version.",
+                LibraryVersionWarning,
+                stacklevel=3,
+            )
 
 
 class Model:
@@ -150,7 +262,7 @@ class Model:
             signature=signature,
             profile=profile_value,
             metrics=metrics,
-            library_versions=_versions(flavor.module),
+            library_versions=_versions(flavor.module, obj),
             target=target,
         )
 
@@ -314,6 +426,8 @@ class Model:
             )
         meta = dict(header.get("flavor_meta", {}))
         obj = flavor.load(payload, meta, frozenset(trusted))
+        # After loading: the components' modules are imported by now, so no lookup is slow.
+        _check_component_versions(trained, flavor.module)
         profile: Any = profile_bytes
         profile_cls = _profile_class()
         if profile_bytes is not None and profile_cls is not None:

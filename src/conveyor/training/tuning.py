@@ -133,7 +133,7 @@ def tune(
     pruner: Any = None,
     direction: str = "maximize",
     study_name: str | None = None,
-    resume: bool = True,
+    resume: bool | None = None,
     metadata_store: MetadataStore | None = None,
 ) -> TuneResult:
     """Search `space` for the parameters that optimize `objective`.
@@ -152,7 +152,12 @@ def tune(
         pruner: An Optuna pruner (default median pruner).
         direction: ``maximize`` or ``minimize``.
         study_name: Name of the stored study; defaults to the objective's name.
-        resume: Continue a stored study of the same name. When false, that name must be new.
+        resume: None (default): continue the stored study of this name; inside a running
+            step the study belongs to the step's cache key (it is stored as
+            ``NAME@KEY12``), so a retry of the same step continues it while changed code,
+            parameters or data start a fresh study and stale trials never compete.
+            True: continue the study stored under exactly `study_name`, across keys.
+            False: start a study; its name must be new.
         metadata_store: Where trials are recorded; the configured store by default.
 
     Raises:
@@ -175,6 +180,10 @@ def tune(
     from conveyor.core.context import current_context
 
     context = current_context()
+    key = context.cache_key if context is not None else None
+    if key is not None and resume is None:
+        # The trials were computed from the step's code and inputs: they belong to its key.
+        name = f"{name}@{key.rsplit(':', 1)[-1][:12]}"
     if metadata_store is None:
         from conveyor.stores.defaults import default_urls
         from conveyor.stores.metadata import open_metadata_store
@@ -185,7 +194,13 @@ def tune(
 
     study = optuna.create_study(direction=direction, sampler=sampler, pruner=pruner)
     study_id, previous = _open_study(
-        metadata_store, name, direction, space_json, study, resume=resume, run_id=run_id
+        metadata_store,
+        name,
+        direction,
+        space_json,
+        study,
+        resume=resume is not False,
+        run_id=run_id,
     )
     for record in previous:
         study.add_trial(
@@ -288,7 +303,7 @@ def tune(
     if context is not None:
         from conveyor.core.context import log_metrics, log_params
 
-        log_params({f"tune.{k}": v for k, v in best.params.items()})
+        log_params({"tune.study": name, **{f"tune.{k}": v for k, v in best.params.items()}})
         log_metrics({"tune.best_value": float(best.value or 0.0), "tune.trials": len(records)})
     return TuneResult(
         best_params=dict(best.params),

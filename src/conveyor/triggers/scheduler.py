@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("conveyor.scheduler")
 
+STALE = "stale code"  # status of a tick result that started nothing because code changed
+
 
 class Job(Protocol):
     """Work done at the start of every tick, before triggers are evaluated."""
@@ -110,6 +112,10 @@ class Scheduler:
         self._futures: list[Future[Any]] = []
         self._store: MetadataStore | None = None
         self.active = False
+        from conveyor.triggers.staleness import CodeWatch
+
+        # The project code imported now is what runs; an edit on disk means restart.
+        self.code = CodeWatch(settings.root)
 
     @property
     def metadata_store(self) -> MetadataStore:
@@ -141,6 +147,7 @@ class Scheduler:
                 out.extend(self._evaluate(pipeline, trigger, now))
             except Exception:
                 logger.exception("trigger %s of %s failed", trigger.kind, pipeline.name)
+        self.code.refresh()  # modules the runs imported since: watch them from now on
         return out
 
     def _evaluate(self, pipeline: Pipeline[Any, Any], trigger: Trigger, now: float) -> list[Fired]:
@@ -155,6 +162,16 @@ class Scheduler:
             if evaluation.cursor != cursor:
                 state.save_cursor(engine, key, evaluation.cursor, now)
             return []
+        stale = self.code.changed()
+        if stale:
+            # Decide nothing: the occurrences stay pending for the restarted scheduler.
+            reason = (
+                f"pipeline code changed on disk since the scheduler started "
+                f"({', '.join(stale[:5])}); restart the scheduler to run the new code. "
+                f"{len(evaluation.occurrences)} occurrence(s) wait undecided."
+            )
+            logger.error("%s: %s", key, reason)
+            return [Fired(pipeline.name, key, trigger.kind, STALE, reason, None, None)]
         out = []
         for occurrence in evaluation.occurrences:
             decision = state.claim(

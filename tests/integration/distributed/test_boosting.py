@@ -155,3 +155,28 @@ def test_optuna_trials_are_distributed_fits_and_bad_ones_are_pruned(  # type: ig
     assert states[:2] == ["complete", "complete"] and states[2:] == ["pruned", "pruned"]
     pruned = [t for t in result.trials if t.state == "pruned"]
     assert all(t.duration < result.trials[0].duration for t in pruned)
+
+
+def test_steps_with_a_workers_resource_on_the_dask_executor(tmp_path: Path) -> None:
+    import time
+
+    from conveyor.exceptions import RunFailedError
+    from conveyor.execution.dask import DaskExecutor
+    from conveyor.execution.orchestrator import run_pipeline
+    from tests.conftest import make_settings
+
+    from . import ddp_steps
+
+    settings = make_settings(tmp_path)
+    executor = DaskExecutor(n_workers=2)
+    try:
+        run = run_pipeline(ddp_steps.xgb_pipeline, settings=settings, executor=executor)
+        model = run.output()
+        assert model.flavor == "xgboost" and model.profile.row_count == 2000
+        assert "train.logloss" in run.metrics()
+        started = time.monotonic()
+        with pytest.raises(RunFailedError, match="2 Dask workers with GPU=1 each"):
+            run_pipeline(ddp_steps.gpu_pipeline, settings=settings, executor=executor)
+        assert time.monotonic() - started < 30
+    finally:
+        executor.shutdown()

@@ -93,6 +93,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     demo = subprocess.run(
         [CONVEYOR, "demo", "--path", str(root)],
         cwd=root,
+        check=False,
         capture_output=True,
         text=True,
         timeout=240,
@@ -135,9 +136,7 @@ def page(browser: Any) -> Iterator[Any]:
     tab = context.new_page()
     tab.errors = []
     tab.on("pageerror", lambda exc: tab.errors.append(str(exc)))
-    tab.on(
-        "console", lambda msg: tab.errors.append(msg.text) if msg.type == "error" else None
-    )
+    tab.on("console", lambda msg: tab.errors.append(msg.text) if msg.type == "error" else None)
     try:
         yield tab
     finally:

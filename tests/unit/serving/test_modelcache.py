@@ -151,3 +151,20 @@ def test_a_cached_load_does_not_import_skops(
         timeout=120,
     )
     assert out.stdout.split() == ["Pipeline", "False"]
+
+
+def test_the_cache_binding_works_on_every_metadata_backend(
+    db_url: str, tmp_path: Path, lr_model: Model, cancer: Any
+) -> None:
+    from conveyor.stores.artifacts import open_artifact_store
+    from conveyor.stores.metadata import open_metadata_store
+
+    X, _ = cancer
+    registry = Registry(open_metadata_store(db_url), open_artifact_store(str(tmp_path / "a")))
+    version = registry.register(lr_model, "cancer")
+    for _ in range(2):  # records the row, then reads it
+        model = modelcache.load_model(
+            registry.artifact_store, version.content_hash, metadata=registry.metadata_store
+        )
+        assert np.allclose(model.predict_proba(X), lr_model.predict_proba(X))
+    assert _row(registry, version.content_hash) is not None

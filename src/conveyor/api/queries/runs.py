@@ -450,6 +450,16 @@ def get_run(db: MetadataStore, run_id: str) -> RunDetail:
     )
 
 
+def resolve_run_id(db: MetadataStore, run_id: str) -> str:
+    """The full id of a run given its id or a unique prefix of 6+ characters.
+
+    Raises:
+        NotFoundError: no run matches.
+    """
+    with reading(db) as c:
+        return _resolve_run_id(c, run_id)
+
+
 def pipelines(db: MetadataStore) -> tuple[str, ...]:
     """Names of the pipelines that have runs, sorted (for the filter of the runs list)."""
     with reading(db) as c:
