@@ -181,9 +181,7 @@ def register_dataset(
         else:
             if kind == "parquet" and Path(source).is_dir():
                 _check_folder(Path(source))
-            table = ingest.read_table(
-                source, format=kind, delimiter=delimiter, encoding=encoding
-            )
+            table = ingest.read_table(source, format=kind, delimiter=delimiter, encoding=encoding)
     else:
         # Data conveyor made itself (origin given) is described by its origin.
         kind = str((origin or {}).get("kind", "frame"))

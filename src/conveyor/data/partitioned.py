@@ -81,10 +81,10 @@ class DatasetRef:
         Raises:
             DataError: bad partition counts, or a table without rows.
         """
+        import pyarrow as pa
+
         from conveyor.data.datasets import _snapshot
         from conveyor.data.profile import _to_table
-
-        import pyarrow as pa
 
         table = _to_table(data)
         if isinstance(table, pa.RecordBatch):

@@ -103,20 +103,17 @@ def suggest_renames(
     origin = {new_name: gone for gone, new_name in renamed.items()}
     out = []
     for anomaly in anomalies:
+        note = None
         if anomaly.kind == "missing_column" and anomaly.column in renamed:
-            target = renamed[anomaly.column]
-            anomaly = replace(
-                anomaly,
-                message=f"{anomaly.message}; did you mean {target!r}? It is new and its "
-                "statistics match this column's: likely renamed",
+            note = (
+                f"did you mean {renamed[anomaly.column]!r}? It is new and its statistics "
+                "match this column's: likely renamed"
             )
         elif anomaly.kind == "new_column" and anomaly.column in origin:
-            anomaly = replace(
-                anomaly,
-                message=f"{anomaly.message}; likely renamed from {origin[anomaly.column]!r} "
-                "(missing, same statistics)",
-            )
-        out.append(anomaly)
+            note = f"likely renamed from {origin[anomaly.column]!r} (missing, same statistics)"
+        out.append(
+            anomaly if note is None else replace(anomaly, message=f"{anomaly.message}; {note}")
+        )
     return out
 
 

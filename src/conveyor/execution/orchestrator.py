@@ -304,7 +304,9 @@ class _Execution:
                         "params": _json_params(node.params),
                     }
                 ],
-                cache_keys={key: self.key_components.pop(key, [])},
+                cache_keys=(
+                    {key: self.key_components.pop(key)} if key in self.key_components else None
+                ),
             )
         else:
             self.metadata.update_step_run(step_run_id, attempts=attempt)

@@ -476,9 +476,7 @@ def compare_profiles(
     names = list(columns) if columns is not None else [c for c in reference.columns]
     if current.row_count < options.min_rows:
         # Too few rows for any verdict: a handful of rows "drifts" on noise alone.
-        why = (
-            f"{current.row_count} rows in the window, fewer than min_rows={options.min_rows}"
-        )
+        why = f"{current.row_count} rows in the window, fewer than min_rows={options.min_rows}"
         return DriftResult(
             features=[],
             drift_share=0.0,

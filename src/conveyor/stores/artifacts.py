@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from conveyor._internal.files import fsync_dir, write_atomic
+from conveyor._internal.urls import redact_text, redact_url
 from conveyor.exceptions import ArtifactCorruptError, ConfigError, StoreError
 
 _HEX = set("0123456789abcdef")
@@ -182,6 +183,7 @@ class FsspecArtifactStore:
         import fsspec
 
         self.url = url.rstrip("/")
+        self._shown = redact_url(self.url)  # for messages: no credentials in the URL
         self.fs, self._root = fsspec.core.url_to_fs(self.url, **storage_options)
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         self._direct = bool(set(protocols) & _ATOMIC_PUT)
@@ -217,12 +219,12 @@ class FsspecArtifactStore:
             data: bytes = self.fs.cat_file(key)
         except FileNotFoundError:
             raise ArtifactCorruptError(
-                f"The artifact blob {content_hash} is missing from {self.url}. Re-run the "
+                f"The artifact blob {content_hash} is missing from {self._shown}. Re-run the "
                 "producing step with --no-cache to recreate it."
             ) from None
         if hashlib.sha256(data).hexdigest() != content_hash:
             raise ArtifactCorruptError(
-                f"The artifact blob {content_hash} in {self.url} is corrupt: its bytes no "
+                f"The artifact blob {content_hash} in {self._shown} is corrupt: its bytes no "
                 "longer match their hash."
             )
         return data
@@ -240,7 +242,7 @@ class FsspecArtifactStore:
         try:
             return self.fs.cat_file(key)  # type: ignore[no-any-return]
         except FileNotFoundError:
-            raise StoreError(f"No file {path!r} in the artifact store {self.url}.") from None
+            raise StoreError(f"No file {path!r} in the artifact store {self._shown}.") from None
 
     def list_files(self, prefix: str) -> list[str]:
         base = f"{self._root}/files/"
@@ -271,9 +273,10 @@ def open_artifact_store(url: str) -> ArtifactStore:
             store = FsspecArtifactStore(url)
         except (ImportError, ValueError) as exc:
             raise ConfigError(
-                f"Cannot open the artifact store {url!r}: {exc}. Install the fsspec "
-                "implementation for its protocol (s3fs for s3://, gcsfs for gs://)."
-            ) from exc
+                f"Cannot open the artifact store {redact_url(url)!r}: {redact_text(str(exc))}. "
+                "Install the fsspec implementation for its protocol (s3fs for s3://, gcsfs "
+                "for gs://)."
+            ) from None
     _STORES[url] = store
     return store
 

@@ -22,6 +22,7 @@ from conveyor.training.model import Model
 CONVEYOR = str(Path(sys.executable).parent / "conveyor")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stopped_predict_leaves_no_partial_or_temporary_file(
     tmp_path: Path, signum: signal.Signals
@@ -41,9 +42,9 @@ def test_a_stopped_predict_leaves_no_partial_or_temporary_file(
     ).register(model, "toy", promote_to="production")
     work = tmp_path / "work"
     work.mkdir()
-    frame.to_csv(work / "in.csv", index=False)
+    frame.to_parquet(work / "in.parquet")  # read in exact 2-row chunks: 10,000 of them
     process = subprocess.Popen(
-        [CONVEYOR, "predict", "toy@production", "in.csv", "out.parquet", "--chunk-rows", "2"],
+        [CONVEYOR, "predict", "toy@production", "in.parquet", "out.csv", "--chunk-rows", "2"],
         cwd=work,
         env=env,
         stdout=subprocess.PIPE,
@@ -65,4 +66,4 @@ def test_a_stopped_predict_leaves_no_partial_or_temporary_file(
     assert process.returncode != 0
     assert "Traceback" not in stderr
     assert stderr.strip().startswith("error: Scoring interrupted"), stderr
-    assert sorted(p.name for p in work.iterdir()) == ["in.csv"]
+    assert sorted(p.name for p in work.iterdir()) == ["in.parquet"]

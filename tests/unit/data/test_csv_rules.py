@@ -120,7 +120,7 @@ def test_the_encoding_option_decodes_latin1_text(latin1: Path, settings: Setting
 def test_latin1_bytes_after_the_first_block_are_refused_too(tmp_path: Path) -> None:
     path = tmp_path / "late.csv"
     path.write_bytes(b"name\n" + b"plain\n" * 300_000 + "José\n".encode("latin-1"))
-    with pytest.raises(DataError, match="not valid UTF-8.*encoding='latin-1'"):
+    with pytest.raises(DataError, match=r"not valid UTF-8.*encoding='latin-1'"):
         ingest.read_csv(path)
 
 

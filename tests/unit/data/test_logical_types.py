@@ -88,7 +88,9 @@ def test_summary_puts_errors_first_and_never_truncates_them() -> None:
     assert shown == list(range(SUMMARY_ITEMS - 1))
     assert f"and {12 - (SUMMARY_ITEMS - 1)} more warning(s)" in few
     with pytest.raises(ValidationFailedError) as info:
-        validate.fn(pa.table({"x": [1]}), schema=Schema.infer(Profile.from_frame(pa.table({"y": [1]}))))
+        validate.fn(
+            pa.table({"x": [1]}), schema=Schema.infer(Profile.from_frame(pa.table({"y": [1]})))
+        )
     assert "error: y: required column is missing" in str(info.value)
 
 
@@ -105,9 +107,9 @@ def checked(schema: str):
 
 def test_inside_a_pipeline_large_string_gives_no_warning(settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "schema.yaml"
-    Schema.infer(Profile.from_frame(pa.table({"city": pa.array(["a", "b", "c"], pa.string())}))).save(
-        path
-    )
+    Schema.infer(
+        Profile.from_frame(pa.table({"city": pa.array(["a", "b", "c"], pa.string())}))
+    ).save(path)
     run = checked.configure(settings=settings).run(schema=str(path))
     assert run.status == "completed"
     report = run.output()

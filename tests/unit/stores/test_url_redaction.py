@@ -108,3 +108,11 @@ def test_no_password_survives_redaction(password: str) -> None:
     url = f"postgresql+psycopg://ana:{password}{tail}"
     assert password not in redact_url(url)
     assert password not in redact_text(f"error: cannot connect to {url} now")
+
+
+def test_an_artifact_store_url_error_has_no_password() -> None:
+    from conveyor.stores.artifacts import open_artifact_store
+
+    with pytest.raises(ConfigError) as caught:
+        open_artifact_store(f"nosuchproto://ana:{SECRET}@bucket/prefix")
+    assert SECRET not in str(caught.value) and "ana:***@bucket" in str(caught.value)

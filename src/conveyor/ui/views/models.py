@@ -96,6 +96,16 @@ def version_page(ui: UI, request: Request, name: str, version: str) -> Response:
     )
 
 
+def card_page(ui: UI, request: Request, name: str, version: str) -> Response:
+    """The generated model card (`conveyor models card`) as a self-contained page."""
+    from starlette.responses import HTMLResponse
+
+    from conveyor.registry.card import build_card
+
+    detail = mq.get_model_version(ui.store, name, version)  # 404 for an unknown version
+    return HTMLResponse(build_card(ui.registry, detail.version.ref).to_html())
+
+
 async def _form(request: Request) -> dict[str, str]:
     """The text fields of a POST form (already parsed, and CSRF-checked, by the auth
     dependency; the parse is cached on the request)."""
@@ -186,7 +196,12 @@ def add_routes(ui: UI, router: APIRouter) -> None:
 
     router.add_api_route("/models", page_guard(ui, models), methods=["GET"])
     router.add_api_route("/models/{name}", page_guard(ui, model), methods=["GET"])
+
+    def card(request: Request, name: str, version: str) -> Response:
+        return card_page(ui, request, name, version)
+
     router.add_api_route("/models/{name}/{version}", page_guard(ui, version), methods=["GET"])
+    router.add_api_route("/models/{name}/{version}/card", page_guard(ui, card), methods=["GET"])
     admin = [Depends(require_admin)]
     router.add_api_route("/models/{name}/promote", promote, methods=["POST"], dependencies=admin)
     router.add_api_route("/models/{name}/rollback", rollback, methods=["POST"], dependencies=admin)

@@ -1,0 +1,118 @@
+"""What the sound cache keys (issue 11) cost on the 50-step chain of engine_chain.py.
+
+Runs the same chain, interleaved in one process, with the cache keys conveyor computes
+now (code and values followed every run, components recorded per key) and with the
+previous scheme as the baseline (the step's fingerprint memoized per function object for
+the life of the process, untyped parameters, nothing recorded). Prints per-step overhead
+over plain calls and the fully cached re-run for both, and the ratios. Target: at most
+10% slower.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from _common import fresh_settings
+from engine_chain import N, chain, plain
+
+from conveyor._internal.hashing import canonical_json, hash_parts
+from conveyor.core.pipeline import Node
+from conveyor.execution import orchestrator
+from conveyor.execution.orchestrator import run_pipeline
+
+_MEMO: dict[int, tuple[Any, str]] = {}
+
+
+def _legacy_fingerprint(fn: Any) -> str:
+    cached = _MEMO.get(id(fn))
+    if cached is None:
+        code = getattr(getattr(fn, "fn", fn), "__code__", None)
+        cached = (fn, hashlib.sha256(repr(code).encode()).hexdigest())
+        _MEMO[id(fn)] = cached
+    return cached[1]
+
+
+def _legacy_cache_key(self: Any, node: Node, inputs: Mapping[str, Any]) -> str:
+    step = node.step
+    versions = sorted(
+        {
+            f"{m}@{self.registry.by_name(m).version}"
+            for m in orchestrator._materializers(inputs.values())
+        }
+    )
+    return hash_parts(
+        step.name,
+        _legacy_fingerprint(step),
+        canonical_json(node.params),
+        canonical_json({k: self._describe(v) for k, v in sorted(inputs.items())}),
+        ",".join(versions),
+        step.settings.cache_version or "",
+    )
+
+
+@contextmanager
+def legacy_keys() -> Iterator[None]:
+    current = orchestrator._Execution.cache_key
+    orchestrator._Execution.cache_key = _legacy_cache_key  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        orchestrator._Execution.cache_key = current  # type: ignore[method-assign]
+
+
+def main() -> None:
+    import time
+
+    executor = sys.argv[1] if len(sys.argv) > 1 else "inline"
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 15
+    settings = {"now": fresh_settings(), "before": fresh_settings()}
+    for name, current in settings.items():
+        with legacy_keys() if name == "before" else _nothing():
+            run_pipeline(chain, {"start": -1}, settings=current, executor=executor)
+            run_pipeline(chain, {"start": 7}, settings=current, executor=executor)
+
+    def plain_chain() -> float:
+        began = time.perf_counter()
+        value = 0
+        for _ in range(N):
+            value = plain(value)
+        return time.perf_counter() - began
+
+    plain_best = min(plain_chain() for _ in range(50))
+    runs: dict[str, list[float]] = {"now": [], "before": []}
+    cached: dict[str, list[float]] = {"now": [], "before": []}
+    start = 1000
+    for _ in range(rounds):
+        for name in ("before", "now"):
+            with legacy_keys() if name == "before" else _nothing():
+                start += 1
+                began = time.perf_counter()
+                run_pipeline(chain, {"start": start}, settings=settings[name], executor=executor)
+                runs[name].append(time.perf_counter() - began)
+                began = time.perf_counter()
+                run_pipeline(chain, {"start": 7}, settings=settings[name], executor=executor)
+                cached[name].append(time.perf_counter() - began)
+    per_step = {k: (min(v) - plain_best) / N * 1000 for k, v in runs.items()}
+    hit = {k: min(v) * 1000 for k, v in cached.items()}
+    print(f"executor: {executor}, {rounds} interleaved rounds, best of each")
+    print(
+        f"overhead per step: now {per_step['now']:.3f} ms, before {per_step['before']:.3f} ms, "
+        f"ratio {per_step['now'] / per_step['before']:.3f} (target <= 1.10)"
+    )
+    print(
+        f"fully cached re-run: now {hit['now']:.1f} ms, before {hit['before']:.1f} ms, "
+        f"ratio {hit['now'] / hit['before']:.3f} (target <= 1.10)"
+    )
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+if __name__ == "__main__":
+    main()
