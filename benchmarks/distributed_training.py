@@ -61,7 +61,14 @@ def direct_xgboost(client, ref: DatasetRef, rounds: int, workers: list[str]) -> 
     columns = [c for c in frame.columns if c != "label"]
     dtrain = xd.DaskQuantileDMatrix(client, frame[columns], frame["label"])
     params = {"tree_method": "hist", "objective": "binary:logistic", **PARAMS}
-    xd.train(client, params, dtrain, num_boost_round=rounds, evals=[(dtrain, "train")])
+    xd.train(
+        client,
+        params,
+        dtrain,
+        num_boost_round=rounds,
+        evals=[(dtrain, "train")],
+        verbose_eval=False,
+    )
 
 
 def bench_xgboost(ref: DatasetRef, rounds: int, repeat: int) -> None:
@@ -89,6 +96,8 @@ def bench_xgboost(ref: DatasetRef, rounds: int, repeat: int) -> None:
         def theirs(client=client, workers=workers):  # type: ignore[no-untyped-def]
             direct_xgboost(client, ref, rounds, workers)
 
+        ours()  # warm-up: imports and connections on the workers, for both
+        theirs()
         for _ in range(repeat):
             for name, run in ((f"conveyor-{n}", ours), (f"direct-{n}", theirs)):
                 start = time.perf_counter()

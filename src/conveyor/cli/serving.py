@@ -62,6 +62,21 @@ def serve(
             "version's recorded list (repeatable; only for files you have reviewed)."
         ),
     ] = None,
+    shadow: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Also score every request with this reference, off the answer path."),
+    ] = None,
+    canary: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="REF=PERCENT: answer that share of requests with REF."),
+    ] = None,
+    canary_key_header: Annotated[
+        str, typer.Option(help="Header keeping a client on one version (sticky canary).")
+    ] = "x-canary-key",
+    canary_key_field: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Record field keeping a client on one version (sticky canary)."),
+    ] = None,
 ) -> None:
     """Serve a model over HTTP: POST /predict, Open Inference Protocol v2, /metrics."""
     import gc
@@ -81,6 +96,21 @@ def serve(
         from conveyor.registry import resolve
 
         version = resolve(ref)  # fail fast on a wrong reference, before binding
+        release = None
+        if shadow and canary:
+            common.fail("Choose one of --shadow and --canary.")
+        if shadow or canary:
+            from conveyor.serving.release import ReleasePolicy, parse_canary
+
+            challenger, percent = (shadow, 0.0) if shadow else parse_canary(str(canary))
+            resolve(str(challenger))
+            release = ReleasePolicy(
+                mode="shadow" if shadow else "canary",
+                challenger=str(challenger),
+                percent=percent,
+                key_header=canary_key_header.lower(),
+                key_field=canary_key_field,
+            )
         options = ServeOptions(
             unseen=unseen,  # type: ignore[arg-type]
             batching=BatchPolicy(
@@ -95,6 +125,7 @@ def serve(
                 header_timeout=header_timeout,
                 body_timeout=body_timeout,
             ),
+            release=release,
         )
 
         def announce() -> None:  # once listening: never before a refusal to start

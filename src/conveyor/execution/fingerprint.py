@@ -141,6 +141,7 @@ class CodeInfo:
     digest: str
     names: frozenset[str]
     dynamic: tuple[str, ...]
+    imports: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -331,6 +332,20 @@ def _dynamic_attribute_lookup(code: types.CodeType) -> bool:
     return loads > calls
 
 
+def _imports(code: types.CodeType) -> tuple[str, ...]:
+    """Modules imported inside the code (``import a.b``, ``from .x import y`` in a body),
+    relative ones with their leading dots."""
+    found = []
+    for c in _walk_code(code):
+        previous: list[Any] = []
+        for ins in dis.get_instructions(c):
+            if ins.opname == "IMPORT_NAME":
+                level = previous[-2] if len(previous) >= 2 and isinstance(previous[-2], int) else 0
+                found.append("." * level + str(ins.argval))
+            previous.append(ins.argval if ins.opname == "LOAD_CONST" else None)
+    return tuple(found)
+
+
 def code_info(code: types.CodeType) -> CodeInfo:
     """The (memoized) digest, names and dynamic-lookup reasons of a code object."""
     key = id(code)
@@ -349,7 +364,7 @@ def code_info(code: types.CodeType) -> CodeInfo:
         dynamic.append("sys.modules")
     if not names.isdisjoint(_ATTRIBUTE_LOOKUPS) and _dynamic_attribute_lookup(code):
         dynamic.append("getattr() with a computed name")
-    info = CodeInfo(_code_digest(code), frozenset(names), tuple(dynamic))
+    info = CodeInfo(_code_digest(code), frozenset(names), tuple(dynamic), _imports(code))
     with _LOCK:
         _CODE_INFO[key] = (code, info)
     return info
@@ -577,6 +592,8 @@ class _Walk:
         self.tokens[id(fn)] = token
         self.modules.add(home)
         self.follow(fn.__globals__, home, info.names)
+        for imported in info.imports:
+            self._follow_import(imported, fn.__globals__, info.names)
         if info.dynamic:
             reason = f"{', '.join(info.dynamic)} in `{fn.__qualname__}`"
             self.fallback(home, fn.__globals__, reason)
@@ -588,6 +605,53 @@ class _Walk:
                     ):
                         self.fallback(target.__name__, vars(target), reason)
         return token
+
+    def _follow_import(
+        self, imported: str, namespace: Mapping[str, Any], names: frozenset[str]
+    ) -> None:
+        """Follow a module a function imports in its body, as if it were a global."""
+        try:
+            resolved = importlib.util.resolve_name(imported, namespace.get("__package__") or "")
+        except (ImportError, ValueError):
+            return
+        for candidate in sorted({resolved, resolved.partition(".")[0]}):
+            module = sys.modules.get(candidate) or self._import_project_module(candidate)
+            if module is None:
+                continue
+            if self.scope.is_project_module(candidate):
+                self.follow(vars(module), candidate, names)
+            else:
+                self._library(candidate)
+
+    def _import_project_module(self, name: str) -> types.ModuleType | None:
+        """Import a project module the step imports in its body but nothing has imported
+        yet (the step will, when it runs); library modules are only named."""
+        try:
+            spec = importlib.util.find_spec(name)
+        except Exception:  # a parent package failed to import, or a bad name
+            spec = None
+        origin = getattr(spec, "origin", None)
+        if spec is None or not origin:
+            return None
+        if not (
+            name.partition(".")[0] in self.scope.packages or self.scope.is_project_file(origin)
+        ):
+            self._library(name)
+            return None
+        try:
+            return importlib.import_module(name)
+        except Exception as exc:
+            self._add(
+                Component(
+                    "module",
+                    name,
+                    _combine("module", module_source_digest(origin) or uuid.uuid4().hex),
+                    self.scope.where(origin),
+                    f"could not be imported to follow ({type(exc).__name__}): source hashed",
+                ),
+                name,
+            )
+            return None
 
     # -------------------------------------------------------------- classes
     def visit_class(self, cls: type) -> str:

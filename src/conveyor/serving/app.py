@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gc
 import itertools
 import logging
@@ -42,6 +43,7 @@ from conveyor.serving.limits import ServerLimits
 from conveyor.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from conveyor.serving.metrics import ServingMetrics
 from conveyor.serving.predlog import LogPolicy, PredictionLogger
+from conveyor.serving.release import ReleasePolicy, goes_to_challenger, request_key
 from conveyor.serving.servable import load_if_moved
 from conveyor.serving.v2 import columns_from_infer, infer_response, model_metadata, wire
 from conveyor.serving.validation import RequestError, Unseen
@@ -62,6 +64,10 @@ MiB = 1024 * 1024
 LIVENESS = frozenset({"/healthz", "/v2/health/live"})
 _JSON = b"application/json"
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
+# The release key header of the request being handled (each ASGI request is its own task).
+_RELEASE_KEY: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "conveyor_release_key", default=None
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ class ServeOptions:
             a server that owns its process: `serve` sets it.
         limits: Connection cap and keep-alive, header and body timeouts (applied by
             `serve`, i.e. under uvicorn).
+        release: A shadow or canary release beside the served reference (None: none).
     """
 
     unseen: Unseen = "reject"
@@ -96,6 +103,7 @@ class ServeOptions:
     load_wait: float = 30.0
     freeze_heap: bool = False
     limits: ServerLimits = field(default_factory=ServerLimits)
+    release: ReleasePolicy | None = None
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1:
@@ -144,6 +152,7 @@ class ServingApp:
         options: ServeOptions | None = None,
         *,
         log_store: ArtifactStore | None = None,
+        challenger: ModelSource | None = None,
     ) -> None:
         self.source = source
         self.options = options or ServeOptions()
@@ -168,6 +177,21 @@ class ServingApp:
                 on_rejected=self.metrics.predlog_rejected.inc,
             )
         self._openapi: bytes | None = None
+        self.release = self.options.release if challenger is not None else None
+        self._challenger: ServingApp | None = None
+        self._release_header = (
+            self.release.key_header.encode("latin-1") if self.release is not None else None
+        )
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        if challenger is not None:
+            from dataclasses import replace
+
+            # The challenger: its own version, batcher, hot reload and prediction log.
+            self._challenger = ServingApp(
+                challenger,
+                replace(self.options, token=None, release=None, freeze_heap=False),
+                log_store=log_store,
+            )
         self._static: dict[tuple[str, str], Callable[..., Awaitable[tuple[int, bytes, bytes]]]] = {
             ("POST", "/predict"): self._predict,
             ("GET", "/healthz"): self._healthz,
@@ -193,8 +217,15 @@ class ServingApp:
         if self.predlog is not None:
             self.predlog.start()
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        if self._challenger is not None:
+            await self._challenger.start()
 
     async def stop(self) -> None:
+        for shadow in list(self._shadow_tasks):
+            with contextlib.suppress(Exception):
+                await shadow
+        if self._challenger is not None:
+            await self._challenger.stop()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -346,7 +377,7 @@ class ServingApp:
         start = time.perf_counter()
         method: str = scope["method"]
         path: str = scope["path"]
-        authorization = request_id = length = None
+        authorization = request_id = length = release_key = None
         for key, value in scope["headers"]:
             if key == b"authorization":
                 authorization = value
@@ -354,6 +385,10 @@ class ServingApp:
                 length = value
             elif key == b"x-request-id":
                 request_id = value
+            elif key == self._release_header:
+                release_key = value
+        if self.release is not None:
+            _RELEASE_KEY.set(release_key.decode("latin-1")[:256] if release_key else None)
         handler = self._static.get((method, path))
         endpoint = path
         args: tuple[Any, ...] = ()
@@ -508,6 +543,7 @@ class ServingApp:
     async def _predict(self, body: bytes, rid: str) -> tuple[int, bytes, bytes]:
         doc = self._parse(body)
         live = await self._wait_live()
+        live, lane = self._lane(live, doc, rid)
         validator = live.servable.validator(self.options.unseen)
         if type(doc) is dict and "records" in doc:
             columns, rows = validator.records(doc["records"])
@@ -531,7 +567,54 @@ class ServingApp:
         if answer.probabilities is not None:
             out["probabilities"] = wire(answer.probabilities)
             out["classes"] = live.servable.classes
+        self._after_answer(lane, answer.version, doc, rid, v2=False)
         return 200, orjson.dumps(out, option=_NUMPY), _JSON
+
+    # -- shadow and canary ----------------------------------------------------------------
+
+    def _lane(self, live: _Live, doc: Any, rid: str) -> tuple[_Live, str]:
+        """The version that answers this request: the champion, or the canary challenger."""
+        policy = self.release
+        if policy is None or policy.mode != "canary":
+            return live, "champion"
+        key = request_key(policy, _RELEASE_KEY.get(), doc, rid)
+        if goes_to_challenger(policy, key):
+            assert self._challenger is not None
+            challenger = self._challenger._live
+            if challenger is not None:
+                return challenger, "challenger"
+            self.metrics.release_fallbacks.inc()
+        return live, "champion"
+
+    def _after_answer(self, lane: str, version: str, doc: Any, rid: str, *, v2: bool) -> None:
+        self.metrics.answered(lane, version)
+        policy = self.release
+        if policy is None or policy.mode != "shadow":
+            return
+        assert self._challenger is not None
+        challenger = self._challenger._live
+        if challenger is None or len(self._shadow_tasks) >= policy.shadow_queue:
+            self.metrics.shadow_dropped.inc()
+            return
+        task = asyncio.get_running_loop().create_task(self._shadow(challenger, doc, rid, v2))
+        self._shadow_tasks.add(task)
+        task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow(self, live: _Live, doc: Any, rid: str, v2: bool) -> None:
+        """Score `doc` with the shadow version; its predictions are logged under `rid`."""
+        await asyncio.sleep(0)  # let the answer go out first
+        try:
+            validator = live.servable.validator(self.options.unseen)
+            if v2:
+                columns, rows = columns_from_infer(doc, validator)
+            elif "records" in doc:
+                columns, rows = validator.records(doc["records"])
+            else:
+                columns, rows = validator.columns(doc["columns"])
+            answer = await live.batcher.submit(columns, rows, rid)
+            self.metrics.answered("shadow", answer.version)
+        except Exception:  # a shadow failure never reaches the client
+            self.metrics.shadow_errors.inc()
 
     async def _healthz(self) -> tuple[int, bytes, bytes]:
         return 200, b'{"live":true}', _JSON
@@ -601,9 +684,10 @@ class ServingApp:
     ) -> tuple[int, bytes, bytes]:
         doc = self._parse(body)
         live = self._v2_live(name, version, await self._wait_live())
-        columns, rows = columns_from_infer(doc, live.servable.validator(self.options.unseen))
-        if type(doc.get("id")) is str:
+        if type(doc) is dict and type(doc.get("id")) is str:
             rid = doc["id"][:128]
+        live, lane = self._lane(live, doc, rid)
+        columns, rows = columns_from_infer(doc, live.servable.validator(self.options.unseen))
         answer = await live.batcher.submit(columns, rows, rid)
         out = infer_response(
             live.servable.name,
@@ -614,6 +698,7 @@ class ServingApp:
             wanted=doc.get("outputs"),
             classes=live.servable.classes,
         )
+        self._after_answer(lane, answer.version, doc, rid, v2=True)
         return 200, orjson.dumps(out, option=_NUMPY), _JSON
 
 
@@ -622,6 +707,7 @@ def create_app(
     options: ServeOptions | None = None,
     *,
     log_store: ArtifactStore | None = None,
+    challenger: ModelSource | None = None,
 ) -> ServingApp:
     """The ASGI app serving `source` (a registry reference or a fixed model).
 
@@ -630,5 +716,15 @@ def create_app(
             the alias, `FixedSource(model, "churn")` serves one in-memory model.
         options: Validation, batching, limits, auth and logging behaviour.
         log_store: Artifact store receiving prediction-log segments (None: no logging).
+        challenger: The second version of a shadow or canary release (`options.release`
+            says which); None for none.
+
+    Raises:
+        ServingError: `options.release` without a challenger source, or the reverse.
     """
-    return ServingApp(source, options, log_store=log_store)
+    resolved = options or ServeOptions()
+    if (resolved.release is None) != (challenger is None):
+        raise ServingError(
+            "A shadow or canary release needs both options.release and a challenger source."
+        )
+    return ServingApp(source, resolved, log_store=log_store, challenger=challenger)

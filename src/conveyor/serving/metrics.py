@@ -116,7 +116,35 @@ class ServingMetrics(ModelMetrics):
             "Parquet segments written to the prediction log.",
             registry=r,
         )
+        self.lane_predictions = Counter(
+            "conveyor_serving_release_requests",
+            "Requests scored per release lane (champion, challenger, shadow) and version.",
+            ["lane", "version"],
+            registry=r,
+        )
+        self.shadow_dropped = Counter(
+            "conveyor_serving_shadow_dropped",
+            "Requests not shadow-scored: the shadow queue was full or no shadow version loaded.",
+            registry=r,
+        )
+        self.shadow_errors = Counter(
+            "conveyor_serving_shadow_errors",
+            "Shadow scorings that failed (never seen by clients).",
+            registry=r,
+        )
+        self.release_fallbacks = Counter(
+            "conveyor_serving_canary_fallbacks",
+            "Canary requests answered by the champion because no challenger was loaded.",
+            registry=r,
+        )
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._lanes: dict[tuple[str, str], Any] = {}
+
+    def answered(self, lane: str, version: str) -> None:
+        child = self._lanes.get((lane, version))
+        if child is None:
+            child = self._lanes[(lane, version)] = self.lane_predictions.labels(lane, version)
+        child.inc()
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
         key = (endpoint, status)

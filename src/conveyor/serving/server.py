@@ -17,6 +17,7 @@ from conveyor.serving.auth import DEFAULT_HOST, check_bind, read_token
 from conveyor.serving.batching import BatchPolicy
 from conveyor.serving.limits import ServerLimits
 from conveyor.serving.predlog import LogPolicy
+from conveyor.serving.release import ReleasePolicy
 
 if TYPE_CHECKING:
     from conveyor.serving.servable import ModelSource
@@ -42,6 +43,7 @@ def _options_from_json(data: dict[str, Any], token: str | None) -> ServeOptions:
         load_wait=data["load_wait"],
         freeze_heap=data["freeze_heap"],
         limits=ServerLimits(**data["limits"]),
+        release=ReleasePolicy(**data["release"]) if data.get("release") else None,
     )
 
 
@@ -55,7 +57,13 @@ def build_app(
         from conveyor.stores.artifacts import open_artifact_store
 
         store = open_artifact_store(artifact_url)
-    return create_app(source, options, log_store=store)
+    challenger = None
+    if options.release is not None:
+        from conveyor.serving.servable import RegistrySource
+
+        trusted: frozenset[str] = getattr(source, "trusted", frozenset())
+        challenger = RegistrySource(options.release.challenger, trusted=trusted)
+    return create_app(source, options, log_store=store, challenger=challenger)
 
 
 def worker_app() -> ServingApp:

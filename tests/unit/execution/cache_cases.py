@@ -550,6 +550,23 @@ CASES = [
         },
     ),
     case(
+        "helper-imported-inside-the-step-body",
+        True,
+        [("helpers.py", "return v * 7", "return v * 8")],
+        helpers="""
+        def f(v):
+            return v * 7
+        """,
+        steps="""
+        from conveyor import step
+
+        @step
+        def s(x: int) -> int:
+            from .helpers import f
+            return f(x)
+        """,
+    ),
+    case(
         "helper-two-modules-away",
         True,
         [("low.py", "return v + 1", "return v + 9")],

@@ -161,3 +161,96 @@ def paginate(
     next_cursor = encode_cursor(key(rows[-1])) if rows and has_next else None
     prev_cursor = encode_cursor(key(rows[0])) if rows and has_prev else None
     return rows, next_cursor, prev_cursor
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One part of a list made of consecutive parts (e.g. runs with a metric, sorted by
+    it, then runs without it). Each part is keyset-paginated on its own order."""
+
+    query: sa.Select[Any]
+    order: Sequence[tuple[sa.ColumnElement[Any], bool]]
+    key: Callable[[Any], Sequence[Any]]
+
+
+def _segment_rows(
+    connection: sa.Connection,
+    segment: Segment,
+    values: Sequence[Any] | None,
+    *,
+    backwards: bool,
+    limit: int,
+) -> list[Any]:
+    columns = [c for c, _ in segment.order]
+    descending = [d for _, d in segment.order]
+    query = segment.query
+    if values is not None:
+        query = query.where(_after_condition(columns, descending, values, forward=not backwards))
+    # Descending columns run descending going forward and ascending going back.
+    query = query.order_by(*[c.desc() if d != backwards else c.asc() for c, d in segment.order])
+    return list(connection.execute(query.limit(limit)))
+
+
+def paginate_segments(
+    connection: sa.Connection,
+    segments: Sequence[Segment],
+    *,
+    before: str | None,
+    after: str | None,
+    limit: int,
+) -> tuple[list[Any], str | None, str | None]:
+    """Like `paginate` over the concatenation of `segments`, one query per segment
+    touched (usually one). Cursors hold the segment index and that segment's sort tuple.
+
+    Raises:
+        QueryError: both cursors given, a bad cursor or limit.
+    """
+    check_limit(limit)
+    if before is not None and after is not None:
+        raise QueryError("Pass either 'before' or 'after', not both.")
+    backwards = after is not None
+    cursor = before if before is not None else after
+    index, values = (len(segments) - 1 if backwards else 0), None
+    if cursor is not None:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        try:
+            raw = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise QueryError(
+                f"The cursor {cursor[:40]!r} is not valid. Use the next_cursor or prev_cursor "
+                "of a previous page."
+            ) from exc
+        if (
+            not isinstance(raw, list)
+            or not raw
+            or not isinstance(raw[0], int)
+            or not 0 <= raw[0] < len(segments)
+            or len(raw) != 1 + len(segments[raw[0]].order)
+        ):
+            raise QueryError(
+                f"The cursor {cursor[:40]!r} does not belong to this list. Use the next_cursor "
+                "or prev_cursor of a page of the same list and sort order."
+            )
+        index, values = raw[0], raw[1:]
+    found: list[tuple[int, Any]] = []
+    step = -1 if backwards else 1
+    while 0 <= index < len(segments) and len(found) <= limit:
+        rows = _segment_rows(
+            connection, segments[index], values, backwards=backwards, limit=limit + 1 - len(found)
+        )
+        found.extend((index, row) for row in rows)
+        index, values = index + step, None
+    more = len(found) > limit
+    found = found[:limit]
+    if backwards:
+        found.reverse()
+        has_next, has_prev = True, more
+    else:
+        has_next, has_prev = more, cursor is not None
+
+    def encode(item: tuple[int, Any]) -> str:
+        return encode_cursor([item[0], *segments[item[0]].key(item[1])])
+
+    next_cursor = encode(found[-1]) if found and has_next else None
+    prev_cursor = encode(found[0]) if found and has_prev else None
+    return [row for _, row in found], next_cursor, prev_cursor

@@ -12,8 +12,10 @@ from conveyor.api.queries._page import (
     DEFAULT_LIMIT,
     Page,
     QueryError,
+    Segment,
     check_limit,
     paginate,
+    paginate_segments,
     reading,
 )
 from conveyor.exceptions import NotFoundError
@@ -302,6 +304,84 @@ _STEP_COLUMNS = [
 ]
 
 
+def _run_filters(
+    *,
+    pipeline: str | None,
+    status: str | None,
+    trigger: str | None,
+    tags: Mapping[str, str] | None,
+    created_after: float | None,
+    created_before: float | None,
+    search: str | None,
+) -> list[sa.ColumnElement[bool]]:
+    r = t.runs
+    where: list[sa.ColumnElement[bool]] = []
+    if pipeline:
+        where.append(r.c.pipeline == pipeline)
+    if status:
+        where.append(r.c.status == status)
+    if trigger:
+        kind = r.c.trigger["kind"].as_string()
+        # A run started by hand stores JSON null (or SQL NULL): its kind extracts as NULL.
+        where.append(kind.is_(None) if trigger == "none" else kind == trigger)
+    for key, wanted in (tags or {}).items():
+        where.append(
+            sa.exists().where(
+                t.run_tags.c.run_id == r.c.id, t.run_tags.c.key == key, t.run_tags.c.value == wanted
+            )
+        )
+    if created_after is not None:
+        where.append(r.c.created_at >= created_after)
+    if created_before is not None:
+        where.append(r.c.created_at < created_before)
+    if search:
+        pattern = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append(
+            sa.or_(
+                r.c.id.like(pattern.upper() + "%", escape="\\"),
+                r.c.pipeline.like("%" + pattern + "%", escape="\\"),
+            )
+        )
+    return where
+
+
+def _metric_segments(
+    metric: str, descending: bool, filters: Sequence[sa.ColumnElement[bool]]
+) -> list[Segment]:
+    """Runs with the metric by its last value, then runs without it (newest first).
+
+    The first part walks the metric's (key, value, run_id) index in value order and keeps
+    a row only when no later value of the same key exists for its run, so a page reads
+    about as many index entries as it shows, however many runs match.
+    """
+    r = t.runs
+    m = t.metrics.alias("m")
+    later = t.metrics.alias("later")
+    newest = ~sa.exists().where(
+        later.c.run_id == m.c.run_id, later.c.key == m.c.key, later.c.id > m.c.id
+    )
+    scored = (
+        sa.select(*_RUN_COLUMNS, m.c.value.label("sort_value"))
+        .select_from(m.join(r, r.c.id == m.c.run_id))
+        .where(m.c.key == metric, newest, *filters)
+    )
+    unscored = sa.select(*_RUN_COLUMNS, sa.null().label("sort_value")).where(
+        ~sa.exists().where(t.metrics.c.run_id == r.c.id, t.metrics.c.key == metric), *filters
+    )
+    return [
+        Segment(
+            scored,
+            [(m.c.value, descending), (m.c.run_id, descending)],
+            lambda row: (row.sort_value, row.id),
+        ),
+        Segment(
+            unscored,
+            [(r.c.created_at, True), (r.c.id, True)],
+            lambda row: (row.created_at, row.id),
+        ),
+    ]
+
+
 # ---------------------------------------------------------------------------- runs
 def list_runs(
     db: MetadataStore,
@@ -346,71 +426,51 @@ def list_runs(
     descending = sort.startswith("-")
     sort_key = sort.lstrip("-")
     r = t.runs
-    query = sa.select(*_RUN_COLUMNS)
-    sort_column: sa.ColumnElement[Any]
     keys = list(dict.fromkeys(metrics))
-    if sort_key == "created_at":
-        sort_column = r.c.created_at
-    elif sort_key == "duration":
-        sort_column = sa.func.coalesce(r.c.ended_at - r.c.started_at, _LOW if descending else _HIGH)
-    elif sort_key.startswith("metric:") and len(sort_key) > 7:
-        metric = sort_key[7:]
-        if metric not in keys:
-            keys.append(metric)
-        m = t.metrics
-        last = (
-            sa.select(m.c.run_id, sa.func.max(m.c.id).label("mid"))
-            .where(m.c.key == metric)
-            .group_by(m.c.run_id)
-            .subquery("last")
-        )
-        value = sa.select(m.c.id, m.c.value).subquery("value")
-        query = query.outerjoin(last, last.c.run_id == r.c.id).outerjoin(
-            value, value.c.id == last.c.mid
-        )
-        sort_column = sa.func.coalesce(value.c.value, _LOW if descending else _HIGH)
-    else:
-        raise QueryError(
-            f"Cannot sort runs by {sort!r}. Use created_at, duration or metric:<key>, "
-            "with a leading '-' for descending."
-        )
-    query = query.add_columns(sort_column.label("sort_value"))
-    if pipeline:
-        query = query.where(r.c.pipeline == pipeline)
-    if status:
-        query = query.where(r.c.status == status)
-    if trigger:
-        kind = r.c.trigger["kind"].as_string()
-        # A run started by hand stores JSON null (or SQL NULL): its kind extracts as NULL.
-        query = query.where(kind.is_(None) if trigger == "none" else kind == trigger)
-    for key, wanted in (tags or {}).items():
-        query = query.where(
-            sa.exists().where(
-                t.run_tags.c.run_id == r.c.id, t.run_tags.c.key == key, t.run_tags.c.value == wanted
-            )
-        )
-    if created_after is not None:
-        query = query.where(r.c.created_at >= created_after)
-    if created_before is not None:
-        query = query.where(r.c.created_at < created_before)
-    if search:
-        pattern = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(
-            sa.or_(
-                r.c.id.like(pattern.upper() + "%", escape="\\"),
-                r.c.pipeline.like("%" + pattern + "%", escape="\\"),
-            )
-        )
+    filters = _run_filters(
+        pipeline=pipeline,
+        status=status,
+        trigger=trigger,
+        tags=tags,
+        created_after=created_after,
+        created_before=created_before,
+        search=search,
+    )
     with reading(db) as c:
-        rows, next_cursor, prev_cursor = paginate(
-            c,
-            query,
-            order=[(sort_column, descending), (r.c.id, descending)],
-            key=lambda row: (row.sort_value, row.id),
-            before=before,
-            after=after,
-            limit=limit,
-        )
+        if sort_key.startswith("metric:") and len(sort_key) > 7:
+            metric = sort_key[7:]
+            if metric not in keys:
+                keys.append(metric)
+            rows, next_cursor, prev_cursor = paginate_segments(
+                c,
+                _metric_segments(metric, descending, filters),
+                before=before,
+                after=after,
+                limit=limit,
+            )
+        else:
+            sort_column: sa.ColumnElement[Any]
+            if sort_key == "created_at":
+                sort_column = r.c.created_at
+            elif sort_key == "duration":
+                sort_column = sa.func.coalesce(
+                    r.c.ended_at - r.c.started_at, _LOW if descending else _HIGH
+                )
+            else:
+                raise QueryError(
+                    f"Cannot sort runs by {sort!r}. Use created_at, duration or metric:<key>, "
+                    "with a leading '-' for descending."
+                )
+            query = sa.select(*_RUN_COLUMNS, sort_column.label("sort_value")).where(*filters)
+            rows, next_cursor, prev_cursor = paginate(
+                c,
+                query,
+                order=[(sort_column, descending), (r.c.id, descending)],
+                key=lambda row: (row.sort_value, row.id),
+                before=before,
+                after=after,
+                limit=limit,
+            )
         ids = [row.id for row in rows]
         tag_map = _tags_of(c, ids)
         metric_map = latest_metrics(c, ids, keys)

@@ -35,6 +35,9 @@ runs = sa.Table(
     sa.Index("ix_runs_created_at", "created_at"),
     sa.Index("ix_runs_pipeline_created_at", "pipeline", "created_at"),
     sa.Index("ix_runs_status", "status"),
+    # The runs list of the UI/API: filtered by pipeline and/or status, newest first.
+    sa.Index("ix_runs_pipeline_status_created", "pipeline", "status", "created_at", "id"),
+    sa.Index("ix_runs_status_created", "status", "created_at", "id"),
 )
 
 step_runs = sa.Table(
@@ -94,6 +97,7 @@ edges = sa.Table(
     sa.Column("name", sa.String(300), nullable=False),
     sa.Index("ix_edges_step_run", "step_run_id", "direction"),
     sa.Index("ix_edges_artifact", "artifact_id", "direction"),
+    sa.Index("ix_edges_run", "run_id", "direction"),
 )
 
 metrics = sa.Table(
@@ -107,6 +111,8 @@ metrics = sa.Table(
     sa.Column("step", sa.Integer),
     sa.Column("timestamp", sa.Float, nullable=False),
     sa.Index("ix_metrics_run_key", "run_id", "key"),
+    # Leaderboards: runs sorted by a metric walk this index in value order.
+    sa.Index("ix_metrics_key_value", "key", "value", "run_id"),
 )
 
 run_tags = sa.Table(
@@ -115,6 +121,7 @@ run_tags = sa.Table(
     sa.Column("run_id", ID, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("key", sa.String(250), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
+    sa.Index("ix_run_tags_key_value", "key", "value"),
 )
 
 step_logs = sa.Table(
