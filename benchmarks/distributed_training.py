@@ -31,6 +31,7 @@ from conveyor.stores.artifacts import open_artifact_store
 from conveyor.training import distributed as cd
 
 FEATURES = 50
+WARMUP = 20
 PARAMS = {"max_depth": 6, "learning_rate": 0.1, "max_bin": 256}
 
 
@@ -147,10 +148,13 @@ def _plain_rank(rank: int, port: int, steps: int, batch: int, out: str) -> None:
     generator = torch.Generator().manual_seed(rank)
     X = torch.randn(steps * batch, FEATURES, generator=generator)
     y = (X[:, 0] > 0).float()
-    dist.barrier()
-    start = time.perf_counter()
-    for step in range(steps):
-        xb, yb = X[step * batch : (step + 1) * batch], y[step * batch : (step + 1) * batch]
+    start = 0.0
+    for step in range(WARMUP + steps):
+        if step == WARMUP:  # steady state only, like the slope measured for conveyor
+            dist.barrier()
+            start = time.perf_counter()
+        row = (step % steps) * batch
+        xb, yb = X[row : row + batch], y[row : row + batch]
         optimizer.zero_grad(set_to_none=True)
         loss = ddp_loss(model, xb, yb)
         loss.backward()

@@ -69,6 +69,20 @@ class Settings:
             f"max_workers={self.max_workers!r}, cache={self.cache!r})"
         )
 
+    def table(self, name: str) -> Mapping[str, Any]:
+        """The ``[name]`` table of conveyor.toml (empty when absent).
+
+        Raises:
+            ConfigError: ``name`` is set to something other than a table.
+        """
+        value = self.extra.get(name, {})
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                f"The {name!r} key of {CONFIG_FILE} must be a table: a [{name}] line with "
+                f"key = value lines below it. Got {_describe(value)} instead."
+            )
+        return value
+
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-None fields replaced."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

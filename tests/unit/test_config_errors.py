@@ -4,6 +4,7 @@ AttributeError (issue 12, item 10), and a property-based fuzz of `load_settings`
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -66,10 +67,29 @@ def test_a_wrong_type_shows_no_password(tmp_path: Path) -> None:
     assert "s3cret" not in str(caught.value)
 
 
-def test_the_cli_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
-    (tmp_path / "conveyor.toml").write_text("conveyor = 5\n")
+def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     conveyor = str(Path(sys.executable).with_name("conveyor"))
+    return subprocess.run(
+        [conveyor, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_the_cli_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "conveyor.toml").write_text("conveyor = 5\n")
+    done = _cli(tmp_path, "runs", "list")
+    assert done.returncode == 1
+    assert "'conveyor' key" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def _unused(tmp_path: Path) -> None:
     done = subprocess.run(
         [conveyor, "runs", "list"],
         cwd=tmp_path,
@@ -81,6 +101,23 @@ def test_the_cli_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "'conveyor' key" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("scheduler = 5\n", r"The 'scheduler' key of conveyor.toml must be a table"),
+        ("[scheduler]\npipelines = 'flow.py:x'\n", r"\[scheduler\] pipelines .* must be a list"),
+    ],
+)
+def test_a_component_table_of_the_wrong_shape_is_one_line(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    (tmp_path / "conveyor.toml").write_text(text)
+    done = _cli(tmp_path, "scheduler", "--once")
+    assert done.returncode == 1, done.stderr
+    assert re.search(message, done.stderr) and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 

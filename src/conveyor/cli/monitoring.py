@@ -251,7 +251,11 @@ def scheduler(
     from conveyor.triggers.scheduler import Scheduler
 
     settings = common.settings(ctx)
-    targets = list(pipelines or settings.extra.get("scheduler", {}).get("pipelines", []))
+    with common.errors_to_exit():
+        scheduled = settings.table("scheduler").get("pipelines", [])
+    if not isinstance(scheduled, list) or not all(isinstance(p, str) for p in scheduled):
+        common.fail("[scheduler] pipelines in conveyor.toml must be a list of FILE.py:PIPELINE.")
+    targets = list(pipelines or scheduled)
     if not targets:
         common.fail(
             "No pipelines to schedule. Pass --pipeline file.py:name or set [scheduler] "

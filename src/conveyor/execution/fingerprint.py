@@ -28,424 +28,29 @@ so redefining a function in a notebook always changes the fingerprint.
 
 from __future__ import annotations
 
-import ast
-import dis
 import hashlib
 import importlib.util
-import inspect
-import os
 import re
 import sys
-import sysconfig
-import textwrap
-import threading
 import types
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conveyor._internal.hashing import canonical_bytes
 from conveyor.core.step import Step
+from conveyor.execution.fingerprint_code import (
+    CodeInfo,
+    code_info,
+    defining_module,
+    module_source_digest,
+)
+from conveyor.execution.fingerprint_scope import CodeFingerprint, Component, ProjectScope
 from conveyor.execution.fingerprint_values import DEFAULT_MAX_BYTES, Unhashable, ValueEncoder
 
-_LIBRARY_ROOTS = tuple(
-    sorted(
-        {
-            os.path.realpath(p)
-            for p in (
-                sysconfig.get_paths()["stdlib"],
-                sysconfig.get_paths()["platstdlib"],
-                sysconfig.get_paths()["purelib"],
-                sysconfig.get_paths()["platlib"],
-                sys.prefix,
-                sys.base_prefix,
-            )
-            if p
-        }
-    )
-)
-_DYNAMIC_NAMES = {
-    "globals": "globals()",
-    "vars": "vars()",
-    "eval": "eval()",
-    "exec": "exec()",
-    "__import__": "__import__()",
-    "import_module": "importlib.import_module()",
-    "__builtins__": "__builtins__",
-}
-_ATTRIBUTE_LOOKUPS = frozenset(
-    {"getattr", "hasattr", "setattr", "delattr", "attrgetter", "methodcaller"}
-)
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _IPYTHON_NAMES = re.compile(r"_(i{0,3}|i?\d+|oh|ih|dh)?\Z|In\Z|Out\Z|exit\Z|quit\Z|get_ipython\Z")
 # Members that say nothing about behaviour (or, like the ABC cache, cannot be hashed).
 _SKIPPED_MEMBERS = frozenset({"__dict__", "__weakref__", "__module__", "__qualname__", "_abc_impl"})
-
-_LOCK = threading.Lock()
-# id(code) -> (code, info): the code object is kept alive, so its id is never reused.
-_CODE_INFO: dict[int, tuple[types.CodeType, CodeInfo]] = {}
-# path -> (stat signature, digest of the module's AST)
-_SOURCE_DIGESTS: dict[str, tuple[tuple[int, ...], str]] = {}
-_PROJECT_FILES: dict[tuple[str, str], bool] = {}
-_WHERE: dict[tuple[str, str], str] = {}
-_IMPORTS: dict[str, tuple[tuple[int, ...], dict[str, tuple[str, str]]]] = {}
-_ABSENT = object()
-
-
-@dataclass(frozen=True)
-class Component:
-    """One thing that went into a cache key.
-
-    Attributes:
-        kind: ``step``, ``function``, ``class``, ``value``, ``global``, ``module``,
-            ``library``, ``param``, ``input``, ``materializer``, ``setting``, ``env``,
-            ``file`` or ``package``.
-        name: What it is, e.g. ``steps.config:CONFIG`` (module:qualified name) or ``API_URL``.
-        digest: Its content hash (for env vars, a hash of the value, never the value).
-        where: The file it is defined in, relative to the project root when inside it.
-        note: Why it was hashed that way (a fallback), when not the usual way.
-        value: A short non-secret display value (versions, parameter previews).
-        detail: Sub-hashes, e.g. ``(("code", ...), ("defaults", ...))`` for a function.
-    """
-
-    kind: str
-    name: str
-    digest: str
-    where: str = ""
-    note: str = ""
-    value: str = ""
-    detail: tuple[tuple[str, str], ...] = ()
-
-    def line(self) -> str:
-        return f"{self.kind}\x1f{self.name}\x1f{self.digest}"
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "name": self.name, "hash": self.digest[:16]}
-        if self.where:
-            out["where"] = self.where
-        if self.note:
-            out["note"] = self.note
-        if self.value:
-            out["value"] = self.value
-        if self.detail:
-            out["detail"] = {k: v[:16] for k, v in self.detail}
-        return out
-
-
-@dataclass(frozen=True)
-class CodeInfo:
-    """What a code object contributes, independent of the values its names are bound to."""
-
-    digest: str
-    names: frozenset[str]
-    dynamic: tuple[str, ...]
-    imports: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ProjectScope:
-    """Which code is the project's (hashed) and which is library code (named only).
-
-    A module is the project's when its top-level package is in `packages`, it is
-    ``__main__`` or has no file (notebooks, exec'd code), or its file is under `root`
-    and not in a site-packages folder, or it lives outside every library folder.
-    ``conveyor`` itself is library code unless listed in `packages`.
-    """
-
-    root: str
-    packages: frozenset[str] = frozenset()
-    _memo: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
-
-    @classmethod
-    def create(cls, root: str | Path, packages: Iterable[str] = ()) -> ProjectScope:
-        return cls(os.path.realpath(root), frozenset(p for p in packages if p))
-
-    def with_packages(self, packages: Iterable[str]) -> ProjectScope:
-        extra = frozenset(packages) - self.packages
-        if not extra:
-            return self
-        return ProjectScope(self.root, self.packages | extra)
-
-    def is_project_module(self, name: str | None) -> bool:
-        if not name:
-            return False
-        known = self._memo.get(name)
-        if known is not None:
-            return known
-        top = name.partition(".")[0]
-        if name == "__main__" or top in self.packages:
-            result = True
-        elif top == "conveyor" or name in sys.builtin_module_names:
-            result = False
-        else:
-            module = sys.modules.get(name)
-            filename = getattr(module, "__file__", None)
-            if filename is None:
-                # No file: notebooks, exec'd or removed modules are the user's; built-in
-                # and frozen modules are not.
-                origin = getattr(getattr(module, "__spec__", None), "origin", None)
-                result = origin not in ("built-in", "frozen")
-            else:
-                result = self.is_project_file(filename)
-        self._memo[name] = result
-        return result
-
-    def is_project_file(self, filename: str) -> bool:
-        if filename.startswith("<"):  # notebooks, exec'd code: always the user's own
-            return True
-        key = (self.root, filename)
-        known = _PROJECT_FILES.get(key)
-        if known is None:
-            resolved = os.path.realpath(filename)
-            parts = Path(resolved).parts
-            if "site-packages" in parts or "dist-packages" in parts:
-                known = False
-            elif resolved.startswith(self.root + os.sep):
-                known = True
-            else:
-                known = not any(resolved.startswith(lib + os.sep) for lib in _LIBRARY_ROOTS)
-            _PROJECT_FILES[key] = known
-        return known
-
-    def is_project_function(self, fn: types.FunctionType) -> bool:
-        if self.is_project_module(fn.__module__):
-            return True
-        if (fn.__module__ or "").partition(".")[0] == "conveyor":
-            return False
-        return self.is_project_file(fn.__code__.co_filename)
-
-    def where(self, filename: str | None) -> str:
-        """`filename` relative to the root (or to site-packages) for display."""
-        if not filename or filename.startswith("<"):
-            return filename or ""
-        key = (self.root, filename)
-        known = _WHERE.get(key)
-        if known is None:
-            known = resolved = os.path.realpath(filename)
-            parts = Path(resolved).parts
-            if resolved.startswith(self.root + os.sep):
-                known = os.path.relpath(resolved, self.root)
-            else:
-                for marker in ("site-packages", "dist-packages"):
-                    if marker in parts:
-                        known = str(Path(*parts[parts.index(marker) + 1 :]))
-            _WHERE[key] = known
-        return known
-
-
-@dataclass(frozen=True)
-class CodeFingerprint:
-    """The code part of a cache key.
-
-    Attributes:
-        components: Functions, classes, values, bindings and whole-module fallbacks.
-        libraries: Top-level names of library modules the code uses (not hashed).
-        modules: The project modules the walk reached.
-    """
-
-    components: tuple[Component, ...]
-    libraries: frozenset[str]
-    modules: frozenset[str]
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(
-            "\n".join(sorted(c.line() for c in self.components)).encode()
-        ).hexdigest()
-
-
-# ---------------------------------------------------------------------------- code objects
-def _const_bytes(value: Any) -> bytes:
-    if isinstance(value, types.CodeType):
-        return b"C" + _code_digest(value).encode()
-    if type(value) in (tuple, frozenset) and any(isinstance(v, types.CodeType) for v in value):
-        return b"(" + b",".join(_const_bytes(v) for v in value) + b")"
-    try:
-        return canonical_bytes(value)
-    except TypeError:
-        return repr(value).encode()  # Ellipsis and other compiler constants
-
-
-def _code_digest(code: types.CodeType) -> str:
-    """Hash of what a code object does: bytecode, constants, names; not lines or file."""
-    h = hashlib.sha256()
-    h.update(
-        repr(
-            (
-                code.co_name,
-                code.co_argcount,
-                code.co_posonlyargcount,
-                code.co_kwonlyargcount,
-                code.co_flags,
-                code.co_names,
-                code.co_varnames,
-                code.co_freevars,
-                code.co_cellvars,
-            )
-        ).encode()
-    )
-    h.update(code.co_code)
-    h.update(code.co_exceptiontable)
-    for const in code.co_consts:
-        h.update(b"\x00" + _const_bytes(const))
-    return h.hexdigest()
-
-
-def _walk_code(code: types.CodeType) -> Iterable[types.CodeType]:
-    yield code
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            yield from _walk_code(const)
-
-
-def _dynamic_attribute_lookup(code: types.CodeType) -> bool:
-    """Whether `getattr` & co. are used with a name that is not a string literal."""
-    loads = sum(
-        1
-        for c in _walk_code(code)
-        for ins in dis.get_instructions(c)
-        if ins.opname.startswith("LOAD") and ins.argval in _ATTRIBUTE_LOOKUPS
-    )
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(code)))
-    except (OSError, TypeError, SyntaxError, ValueError):
-        return True  # no source to check: assume the worst
-    calls = 0
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-        if name not in _ATTRIBUTE_LOOKUPS:
-            continue
-        calls += 1
-        position = 0 if name in ("attrgetter", "methodcaller") else 1
-        args = node.args
-        if len(args) <= position or any(isinstance(a, ast.Starred) for a in args):
-            return True
-        literal = args[position]
-        if not (isinstance(literal, ast.Constant) and isinstance(literal.value, str)):
-            return True
-    # The source must account for every lookup in the bytecode (it may be newer on disk).
-    return loads > calls
-
-
-def _imports(code: types.CodeType) -> tuple[str, ...]:
-    """Modules imported inside the code (``import a.b``, ``from .x import y`` in a body),
-    relative ones with their leading dots."""
-    found = []
-    for c in _walk_code(code):
-        previous: list[Any] = []
-        for ins in dis.get_instructions(c):
-            if ins.opname == "IMPORT_NAME":
-                level = previous[-2] if len(previous) >= 2 and isinstance(previous[-2], int) else 0
-                found.append("." * level + str(ins.argval))
-            previous.append(ins.argval if ins.opname == "LOAD_CONST" else None)
-    return tuple(found)
-
-
-def code_info(code: types.CodeType) -> CodeInfo:
-    """The (memoized) digest, names and dynamic-lookup reasons of a code object."""
-    key = id(code)
-    with _LOCK:
-        entry = _CODE_INFO.get(key)
-    if entry is not None and entry[0] is code:
-        return entry[1]
-    names: set[str] = set()
-    for c in _walk_code(code):
-        names.update(c.co_names)
-        names.update(
-            s for s in c.co_consts if isinstance(s, str) and _IDENTIFIER.match(s) is not None
-        )
-    dynamic = [reason for name, reason in _DYNAMIC_NAMES.items() if name in names]
-    if "sys" in names and "modules" in names:
-        dynamic.append("sys.modules")
-    if not names.isdisjoint(_ATTRIBUTE_LOOKUPS) and _dynamic_attribute_lookup(code):
-        dynamic.append("getattr() with a computed name")
-    info = CodeInfo(_code_digest(code), frozenset(names), tuple(dynamic), _imports(code))
-    with _LOCK:
-        _CODE_INFO[key] = (code, info)
-    return info
-
-
-def _import_origins(filename: str) -> dict[str, tuple[str, str]]:
-    """Top-level ``from X import a as b`` of a module file: ``{b: (X, a)}`` (X relative
-    names kept with their leading dots), memoized by path and stat signature."""
-    try:
-        stat = os.stat(filename)
-    except OSError:
-        return {}
-    signature = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
-    with _LOCK:
-        entry = _IMPORTS.get(filename)
-    if entry is not None and entry[0] == signature:
-        return entry[1]
-    origins: dict[str, tuple[str, str]] = {}
-    try:
-        with open(filename, "rb") as handle:
-            tree = ast.parse(handle.read())
-    except (OSError, SyntaxError, ValueError):
-        tree = ast.Module(body=[], type_ignores=[])
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom):
-            source = "." * node.level + (node.module or "")
-            for alias in node.names:
-                origins[alias.asname or alias.name] = (source, alias.name)
-    with _LOCK:
-        _IMPORTS[filename] = (signature, origins)
-    return origins
-
-
-def defining_module(module: str, name: str, value: Any) -> tuple[str, str]:
-    """Where a module-level value bound as `module.name` was defined: follows
-    ``from X import name`` chains while X holds the very same object."""
-    for _ in range(8):
-        current = sys.modules.get(module)
-        filename = getattr(current, "__file__", None)
-        if not filename or not filename.endswith(".py"):
-            break
-        origin = _import_origins(filename).get(name)
-        if origin is None:
-            break
-        source, original = origin
-        try:
-            resolved = importlib.util.resolve_name(
-                source, getattr(current, "__package__", None) or ""
-            )
-        except (ImportError, ValueError):
-            break
-        holder = sys.modules.get(resolved)
-        if holder is None or vars(holder).get(original, _ABSENT) is not value:
-            break
-        module, name = resolved, original
-    return module, name
-
-
-def module_source_digest(filename: str | None) -> str | None:
-    """Hash of a module file's AST (comments and formatting do not count), or None."""
-    if not filename or not filename.endswith(".py"):
-        return None
-    try:
-        stat = os.stat(filename)
-    except OSError:
-        return None
-    signature = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
-    with _LOCK:
-        entry = _SOURCE_DIGESTS.get(filename)
-    if entry is not None and entry[0] == signature:
-        return entry[1]
-    try:
-        with open(filename, "rb") as handle:
-            tree = ast.parse(handle.read())
-        digest = hashlib.sha256(ast.dump(tree).encode()).hexdigest()
-    except (OSError, SyntaxError, ValueError):
-        with open(filename, "rb") as handle:
-            digest = hashlib.sha256(handle.read()).hexdigest()
-    with _LOCK:
-        _SOURCE_DIGESTS[filename] = (signature, digest)
-    return digest
 
 
 def _combine(*parts: str) -> str:
@@ -604,7 +209,21 @@ class _Walk:
                         target.__name__
                     ):
                         self.fallback(target.__name__, vars(target), reason)
+            if "importlib.import_module()" in info.dynamic or "__import__()" in info.dynamic:
+                # Modules named by string literals are what such code most likely imports.
+                for text in sorted(info.strings):
+                    self._dynamic_import(text, fn.__globals__, reason)
         return token
+
+    def _dynamic_import(self, text: str, namespace: Mapping[str, Any], reason: str) -> None:
+        try:
+            name = importlib.util.resolve_name(text, namespace.get("__package__") or "")
+        except (ImportError, ValueError):
+            return
+        if not name.startswith(".") and (name in sys.modules or "." in name):
+            module = sys.modules.get(name) or self._import_project_module(name)
+            if module is not None and self.scope.is_project_module(name):
+                self.fallback(name, vars(module), reason)
 
     def _follow_import(
         self, imported: str, namespace: Mapping[str, Any], names: frozenset[str]
@@ -623,19 +242,27 @@ class _Walk:
             else:
                 self._library(candidate)
 
+    def _project_origin(self, top: str, origin: str | None) -> bool:
+        return top in self.scope.packages or bool(origin and self.scope.is_project_file(origin))
+
     def _import_project_module(self, name: str) -> types.ModuleType | None:
         """Import a project module the step imports in its body but nothing has imported
         yet (the step will, when it runs); library modules are only named."""
+        top = name.partition(".")[0]
         try:
+            # The top-level spec first: finding `a.b` imports `a`, which for a library may
+            # be heavy and is not needed to name it.
+            spec = importlib.util.find_spec(top) if top not in sys.modules else None
+            if spec is not None and not self._project_origin(top, spec.origin):
+                self._library(name)
+                return None
             spec = importlib.util.find_spec(name)
         except Exception:  # a parent package failed to import, or a bad name
             spec = None
         origin = getattr(spec, "origin", None)
         if spec is None or not origin:
             return None
-        if not (
-            name.partition(".")[0] in self.scope.packages or self.scope.is_project_file(origin)
-        ):
+        if not self._project_origin(top, origin):
             self._library(name)
             return None
         try:

@@ -187,9 +187,20 @@ class ServingApp:
             from dataclasses import replace
 
             # The challenger: its own version, batcher, hot reload and prediction log.
+            batching = self.options.batching
+            if self.release is not None and self.release.mode == "shadow":
+                # Nobody waits for shadow answers: fewer, larger model calls leave the CPU
+                # to the answer path.
+                batching = replace(
+                    batching,
+                    max_batch_rows=max(batching.max_batch_rows, 1024),
+                    max_wait=max(batching.max_wait, 0.02),
+                )
             self._challenger = ServingApp(
                 challenger,
-                replace(self.options, token=None, release=None, freeze_heap=False),
+                replace(
+                    self.options, token=None, release=None, freeze_heap=False, batching=batching
+                ),
                 log_store=log_store,
             )
         self._static: dict[tuple[str, str], Callable[..., Awaitable[tuple[int, bytes, bytes]]]] = {
@@ -567,7 +578,7 @@ class ServingApp:
         if answer.probabilities is not None:
             out["probabilities"] = wire(answer.probabilities)
             out["classes"] = live.servable.classes
-        self._after_answer(lane, answer.version, doc, rid, v2=False)
+        self._after_answer(live, lane, answer.version, doc, rid, (columns, rows), v2=False)
         return 200, orjson.dumps(out, option=_NUMPY), _JSON
 
     # -- shadow and canary ----------------------------------------------------------------
@@ -586,7 +597,17 @@ class ServingApp:
             self.metrics.release_fallbacks.inc()
         return live, "champion"
 
-    def _after_answer(self, lane: str, version: str, doc: Any, rid: str, *, v2: bool) -> None:
+    def _after_answer(
+        self,
+        live: _Live,
+        lane: str,
+        version: str,
+        doc: Any,
+        rid: str,
+        parsed: tuple[dict[str, list[Any]], int],
+        *,
+        v2: bool,
+    ) -> None:
         self.metrics.answered(lane, version)
         policy = self.release
         if policy is None or policy.mode != "shadow":
@@ -596,16 +617,29 @@ class ServingApp:
         if challenger is None or len(self._shadow_tasks) >= policy.shadow_queue:
             self.metrics.shadow_dropped.inc()
             return
-        task = asyncio.get_running_loop().create_task(self._shadow(challenger, doc, rid, v2))
+        # Same input columns and rules: the values admitted for the answer are reused.
+        same = challenger.servable.rules == live.servable.rules
+        task = asyncio.get_running_loop().create_task(
+            self._shadow(challenger, doc, rid, v2, parsed if same else None)
+        )
         self._shadow_tasks.add(task)
         task.add_done_callback(self._shadow_tasks.discard)
 
-    async def _shadow(self, live: _Live, doc: Any, rid: str, v2: bool) -> None:
+    async def _shadow(
+        self,
+        live: _Live,
+        doc: Any,
+        rid: str,
+        v2: bool,
+        parsed: tuple[dict[str, list[Any]], int] | None,
+    ) -> None:
         """Score `doc` with the shadow version; its predictions are logged under `rid`."""
         await asyncio.sleep(0)  # let the answer go out first
         try:
             validator = live.servable.validator(self.options.unseen)
-            if v2:
+            if parsed is not None:
+                columns, rows = parsed
+            elif v2:
                 columns, rows = columns_from_infer(doc, validator)
             elif "records" in doc:
                 columns, rows = validator.records(doc["records"])
@@ -698,7 +732,7 @@ class ServingApp:
             wanted=doc.get("outputs"),
             classes=live.servable.classes,
         )
-        self._after_answer(lane, answer.version, doc, rid, v2=True)
+        self._after_answer(live, lane, answer.version, doc, rid, (columns, rows), v2=True)
         return 200, orjson.dumps(out, option=_NUMPY), _JSON
 
 

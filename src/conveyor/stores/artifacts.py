@@ -126,7 +126,13 @@ class LocalArtifactStore:
     def put(self, data: bytes) -> tuple[str, str]:
         content_hash = hashlib.sha256(data).hexdigest()
         target = self._path(content_hash)
-        if not target.exists():
+        try:
+            # A file of another size under the key was damaged (by a crash of an older
+            # release, say): write it again rather than keep it.
+            present = target.stat().st_size == len(data)
+        except FileNotFoundError:
+            present = False
+        if not present:
             self._atomic_write(target, data)
         return content_hash, str(target)
 

@@ -53,18 +53,30 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) 
             except httpx.TransportError:
                 pass
             if process.poll() is not None:
-                out = process.stdout.read().decode() if process.stdout else ""
-                raise RuntimeError(f"{url}: the server exited ({process.returncode}): {out}")
+                raise RuntimeError(
+                    f"{url}: the server exited ({process.returncode}): {output_of(process)}"
+                )
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{url} did not answer within {timeout} s")
             time.sleep(0.1)
 
 
+_LOGS: dict[int, Path] = {}
+
+
 def start(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    """Start a conveyor command in `cwd`; its output goes to a log file there."""
     env = {**os.environ, "CONVEYOR_DB_URL": "", "CONVEYOR_ARTIFACT_URL": ""}
-    return subprocess.Popen(
-        args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    log = cwd / f"{Path(args[0]).name}-{args[1]}-{len(_LOGS)}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    _LOGS[process.pid] = log
+    return process
+
+
+def output_of(process: subprocess.Popen[bytes]) -> str:
+    log = _LOGS.get(process.pid)
+    return log.read_text(errors="replace")[-3000:] if log else ""
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

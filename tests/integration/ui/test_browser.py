@@ -5,7 +5,6 @@ live, and promote moves the alias (a running `conveyor serve` then reloads it)."
 from __future__ import annotations
 
 import re
-import subprocess
 import textwrap
 import time
 from typing import Any
@@ -14,7 +13,15 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
-from tests.integration.ui.conftest import CONVEYOR, Site, free_port, start, stop, wait_for
+from tests.integration.ui.conftest import (
+    CONVEYOR,
+    Site,
+    free_port,
+    output_of,
+    start,
+    stop,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -189,11 +196,8 @@ def test_running_runs_update_live(site: Site, page: Any, tmp_path: Any):
     script = site.root / "waiter.py"
     script.write_text(WAITER)
     release = tmp_path / "go"
-    process = subprocess.Popen(
-        [CONVEYOR, "run", "waiter.py:waiting", "-p", f"path={release}", "-q"],
-        cwd=site.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    process = start(
+        [CONVEYOR, "run", "waiter.py:waiting", "-p", f"path={release}", "-q"], site.root
     )
     try:
         store = open_metadata_store(site.settings.db_url)
@@ -202,7 +206,7 @@ def test_running_runs_update_live(site: Site, page: Any, tmp_path: Any):
             found = runs.list_runs(store, pipeline="waiting", status="running", limit=1).items
             if found:
                 break
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert process.poll() is None, output_of(process)
             assert time.monotonic() < deadline, "the run never started"
             time.sleep(0.1)
         run_id = found[0].id
@@ -216,11 +220,9 @@ def test_running_runs_update_live(site: Site, page: Any, tmp_path: Any):
             ".textContent === 'completed'",
             timeout=60_000,
         )
-        assert process.wait(60) == 0
+        assert process.wait(60) == 0, output_of(process)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(5)
+        stop(process)
     assert page.errors == []
 
 

@@ -410,6 +410,23 @@ CASES = [
         """,
     ),
     case(
+        "import-module-by-literal-name",
+        True,
+        [("helpers.py", "return v + 1", "return v + 4")],
+        helpers="""
+        def f(v):
+            return v + 1
+        """,
+        steps="""
+        import importlib
+        from conveyor import step
+
+        @step
+        def s(x: int) -> int:
+            return importlib.import_module("PKG.helpers").f(x)
+        """,
+    ),
+    case(
         "eval-of-a-name",
         True,
         [("steps.py", "OFFSET = 1", "OFFSET = 3")],

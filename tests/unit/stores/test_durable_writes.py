@@ -136,3 +136,14 @@ def test_batch_scoring_output_is_durable(tmp_path: Path, fsyncs: FsyncLog) -> No
     score_file(model, source, fsyncs.watch)
     _assert_durable(fsyncs, fsyncs.watch)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "out.csv"]
+
+
+def test_an_empty_file_under_a_key_is_rewritten_by_the_next_put(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path / "store")
+    data = b"a blob whose earlier write was cut short"
+    digest = hashlib.sha256(data).hexdigest()
+    damaged = tmp_path / "store" / "objects" / digest[:2] / digest
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"")  # what a power loss after an unflushed rename leaves
+    store.put(data)
+    assert store.get(digest) == data

@@ -149,8 +149,8 @@ def fit_xgboost(
     kind = _xgboost_kind(options, data, target)
     with cluster_client(client) as c:
         addresses = pick_workers(c, spec)
-        frame = dask_frame(c, data, addresses, [*columns, target])
-        X, y = frame[columns], frame[target]
+        placed = dask_frame(c, data, addresses, [*columns, target])
+        X, y = placed.frame[columns], placed.frame[target]
         if kind == "classifier":
             classes = sorted(c.compute(y.drop_duplicates()).result().tolist())
             if classes != list(range(len(classes))):
@@ -167,7 +167,7 @@ def fit_xgboost(
         dtrain = xgb_dask.DaskQuantileDMatrix(c, X, y)
         evals = [(dtrain, "train")]
         if valid is not None:
-            vframe = dask_frame(c, valid, addresses, [*columns, target])
+            vframe = dask_frame(c, valid, addresses, [*columns, target]).frame
             evals.append(
                 (
                     xgb_dask.DaskQuantileDMatrix(c, vframe[columns], vframe[target], ref=dtrain),
@@ -192,6 +192,7 @@ def fit_xgboost(
             done += size
             _prune_check(trial, _last_value(history, "valid"), done)
         training_profile = remote_profile(c, data, addresses) if profile else None
+        signature = placed.signature(c, columns)
     _log_curves(history)
     estimator = xgb.XGBClassifier() if kind == "classifier" else xgb.XGBRegressor()
     estimator.load_model(bytearray(booster.save_raw(raw_format="ubj")))
@@ -202,6 +203,7 @@ def fit_xgboost(
         features=columns,
         metrics=_final_metrics(history),
         profile=training_profile,
+        signature=signature,
     )
 
 
@@ -261,11 +263,11 @@ def fit_lightgbm(
     cls = lgb_dask.DaskLGBMClassifier if task == "classification" else lgb_dask.DaskLGBMRegressor
     with cluster_client(client) as c:
         addresses = pick_workers(c, spec)
-        frame = dask_frame(c, data, addresses, [*columns, target])
-        X, y = frame[columns], frame[target]
+        placed = dask_frame(c, data, addresses, [*columns, target])
+        X, y = placed.frame[columns], placed.frame[target]
         fit_args: dict[str, Any] = {}
         if valid is not None:
-            vframe = dask_frame(c, valid, addresses, [*columns, target])
+            vframe = dask_frame(c, valid, addresses, [*columns, target]).frame
             fit_args = {"eval_X": (vframe[columns],), "eval_y": (vframe[target],)}
             fit_args["eval_names"] = ["valid"]
         local: Any = None
@@ -285,6 +287,7 @@ def fit_lightgbm(
             if trial is not None:
                 _prune_check(trial, _last_value(history, "valid"), done)
         training_profile = remote_profile(c, data, addresses) if profile else None
+        signature = placed.signature(c, columns)
     _log_curves(history)
     return build_model(
         local,
@@ -293,4 +296,5 @@ def fit_lightgbm(
         features=columns,
         metrics=_final_metrics(history),
         profile=training_profile,
+        signature=signature,
     )

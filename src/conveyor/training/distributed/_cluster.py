@@ -149,14 +149,39 @@ def place_partitions(
     ]
 
 
+def _empty(frame: Any) -> Any:
+    return frame.iloc[:0]
+
+
+def _signature(frame: Any, features: Sequence[str]) -> Any:
+    from conveyor.training.signature import Signature
+
+    return Signature.from_frame(frame[list(features)])
+
+
+@dataclass(frozen=True)
+class PlacedData:
+    """A dataset's partitions held by the job's workers, and a dask DataFrame over them."""
+
+    frame: Any
+    futures: list[Any]
+
+    def signature(self, client: Any, features: Sequence[str]) -> Any:
+        """The Signature of `features`, computed from the first partition on its worker."""
+        return client.submit(_signature, self.futures[0], list(features), pure=False).result()
+
+
 def dask_frame(
     client: Any, ref: DatasetRef, workers: Sequence[str], columns: Sequence[str] | None = None
-) -> Any:
-    """The dataset as a dask DataFrame whose partitions live on `workers`."""
+) -> PlacedData:
+    """The dataset as a dask DataFrame whose partitions live on `workers`.
+
+    Nothing is read in this process: even the frame's column types come from a worker.
+    """
     dd = require("dask.dataframe", "dask")
     futures = place_partitions(client, ref, workers, columns)
-    meta = ref.read_partition(0, columns).iloc[:0]
-    return dd.from_delayed(futures, meta=meta, verify_meta=False)
+    meta = client.submit(_empty, futures[0], pure=False).result()
+    return PlacedData(dd.from_delayed(futures, meta=meta, verify_meta=False), futures)
 
 
 def remote_profile(client: Any, ref: DatasetRef, workers: Sequence[str]) -> Any:

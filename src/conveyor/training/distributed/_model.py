@@ -12,10 +12,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from conveyor.exceptions import DataError
+from conveyor.training.flavors import flavor_for
 
 if TYPE_CHECKING:
     from conveyor.data.partitioned import DatasetRef
     from conveyor.training.model import Model
+    from conveyor.training.signature import Signature
 
 
 def feature_columns(
@@ -46,14 +48,25 @@ def build_model(
     features: Sequence[str],
     metrics: Mapping[str, float],
     profile: Any,
+    signature: Signature | None = None,
 ) -> Model:
-    """A Model of `obj` trained on `ref`, loaded back from its own bytes."""
-    from conveyor.training.model import Model
+    """A Model of `obj` trained on `ref`, loaded back from its own bytes.
+
+    `signature` is the features' Signature when already known (computed on a worker);
+    otherwise it is inferred from the first partition, read here.
+    """
+    from conveyor.training.model import Model, _versions
     from conveyor.training.signature import Signature
 
-    sample = ref.read_partition(0, list(features))
-    built = Model.from_fitted(obj, sample, metrics, profile=False)
-    built.signature = Signature.from_frame(sample)
+    if signature is None:
+        signature = Signature.from_frame(ref.read_partition(0, list(features)))
+    built = Model(
+        flavor=flavor_for(obj).name,
+        obj=obj,
+        signature=signature,
+        metrics=metrics,
+        library_versions=_versions(flavor_for(obj).module),
+    )
     built.profile = profile
     built.target = target
     trusted = built.trusted_types()
