@@ -83,30 +83,35 @@ def main() -> None:
         return time.perf_counter() - began
 
     plain_best = min(plain_chain() for _ in range(50))
-    runs: dict[str, list[float]] = {"now": [], "before": []}
-    cached: dict[str, list[float]] = {"now": [], "before": []}
-    start = 1000
+    # Wall time and CPU time of this process: on a shared machine the CPU time is the
+    # steadier measure of the work the keys add (waits for the disk are not in it).
+    clocks = {"wall": time.perf_counter, "cpu": time.process_time}
+    runs = {(n, c): [] for n in ("now", "before") for c in clocks}  # type: ignore[var-annotated]
+    cached = {(n, c): [] for n in ("now", "before") for c in clocks}  # type: ignore[var-annotated]
+    start = 10**6
     for _ in range(rounds):
         for name in ("before", "now"):
             with legacy_keys() if name == "before" else _nothing():
-                start += 1
-                began = time.perf_counter()
+                start += 10 * N  # a chain of new values: every step runs
+                began = {c: f() for c, f in clocks.items()}
                 run_pipeline(chain, {"start": start}, settings=settings[name], executor=executor)
-                runs[name].append(time.perf_counter() - began)
-                began = time.perf_counter()
+                for c, f in clocks.items():
+                    runs[(name, c)].append(f() - began[c])
+                began = {c: f() for c, f in clocks.items()}
                 run_pipeline(chain, {"start": 7}, settings=settings[name], executor=executor)
-                cached[name].append(time.perf_counter() - began)
-    per_step = {k: (min(v) - plain_best) / N * 1000 for k, v in runs.items()}
-    hit = {k: min(v) * 1000 for k, v in cached.items()}
+                for c, f in clocks.items():
+                    cached[(name, c)].append(f() - began[c])
     print(f"executor: {executor}, {rounds} interleaved rounds, best of each")
-    print(
-        f"overhead per step: now {per_step['now']:.3f} ms, before {per_step['before']:.3f} ms, "
-        f"ratio {per_step['now'] / per_step['before']:.3f} (target <= 1.10)"
-    )
-    print(
-        f"fully cached re-run: now {hit['now']:.1f} ms, before {hit['before']:.1f} ms, "
-        f"ratio {hit['now'] / hit['before']:.3f} (target <= 1.10)"
-    )
+    for clock in clocks:
+        now = (min(runs[("now", clock)]) - plain_best) / N * 1000
+        before = (min(runs[("before", clock)]) - plain_best) / N * 1000
+        hit_now = min(cached[("now", clock)]) * 1000
+        hit_before = min(cached[("before", clock)]) * 1000
+        print(
+            f"[{clock}] overhead per step: now {now:.3f} ms, before {before:.3f} ms, ratio "
+            f"{now / before:.3f}; fully cached re-run: now {hit_now:.1f} ms, before "
+            f"{hit_before:.1f} ms, ratio {hit_now / hit_before:.3f} (target <= 1.10)"
+        )
 
 
 @contextmanager

@@ -38,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "on_new_data": "conveyor.triggers.specs",
     "on_drift": "conveyor.triggers.specs",
     "on_decay": "conveyor.triggers.specs",
+    "on_challenger_better": "conveyor.triggers.release",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from conveyor.registry.registry import load_model, register_model
     from conveyor.training.model import Model
     from conveyor.training.tuning import tune
+    from conveyor.triggers.release import on_challenger_better
     from conveyor.triggers.specs import on_decay, on_drift, on_new_data, on_schedule
 
 

@@ -89,21 +89,6 @@ def test_the_cli_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
-def _unused(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [conveyor, "runs", "list"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert done.returncode == 1
-    assert "'conveyor' key" in done.stderr and "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-
-
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -173,6 +158,11 @@ def _check(folder: Path, text: str) -> None:
     assert resolved.max_workers >= 1
     assert isinstance(resolved.cache, bool)
     assert all(isinstance(v, str) for v in (resolved.db_url, resolved.artifact_url))
+    for name in resolved.extra:
+        try:
+            assert isinstance(resolved.table(name), dict)
+        except ConfigError as exc:
+            assert f"The {name!r} key" in str(exc)
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

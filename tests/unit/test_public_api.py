@@ -26,6 +26,7 @@ PUBLIC = {
     "log_artifact",
     "log_metrics",
     "log_params",
+    "on_challenger_better",
     "on_decay",
     "on_drift",
     "on_new_data",

@@ -268,6 +268,10 @@ def show_command(
         + (f"  (pinned version {version.external_version})" if version.external_version else "")
         + f"  created {common.format_time(version.created_at)}"
     )
+    from conveyor.cli.predictions import origin_lines
+
+    for line in origin_lines(version.origin):
+        common.console().print(line, highlight=False)
     common.console().print(profile_table(profile))
 
 

@@ -21,6 +21,7 @@ from conveyor.cli import (
 from conveyor.cli import cache as cache_cli
 from conveyor.cli import events as events_cli
 from conveyor.cli import export as export_cli
+from conveyor.cli import release as release_cli
 from conveyor.cli import runs as runs_cli
 from conveyor.cli import task as task_cli
 from conveyor.cli import triggers as triggers_cli
@@ -83,6 +84,7 @@ cards.register(models.models_app)
 serving.register(app)
 streaming.register(app)
 monitoring.register(app)
+release_cli.register(monitoring.monitor_app)
 artifacts.register(app)
 predictions.register(app)
 triggers_cli.register(app)

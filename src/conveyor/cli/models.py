@@ -40,6 +40,10 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     common.console().print(table)
 
 
+def _num(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+
+
 def _metrics(metrics: dict[str, Any], limit: int = 4) -> str:
     items = list(metrics.items())[:limit]
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
@@ -128,8 +132,23 @@ def show(
     if version.report:
         out.print("report metrics: " + _metrics(version.report.get("metrics", {}), limit=20))
     if version.gate:
-        verdict = "passed" if version.gate.get("passed") else "failed"
-        out.print(f"gate: {verdict}; " + "; ".join(version.gate.get("reasons", [])))
+        gate = version.gate
+        verdict = "passed" if gate.get("passed") else "failed"
+        out.print(f"gate: {verdict}; " + "; ".join(gate.get("reasons", [])))
+        if gate.get("champion_version") is not None and gate.get("champion_metrics"):
+            basis = (
+                f"on the same {gate.get('rows')} holdout rows"
+                if gate.get("champion_basis") == "holdout"
+                else "from its stored report"
+            )
+            primary = gate.get("primary")
+            mine = (gate.get("candidate_metrics") or {}).get(primary)
+            theirs = gate["champion_metrics"].get(primary)
+            out.print(
+                f"  vs champion {gate.get('champion')} (version {gate['champion_version']}) "
+                f"{basis}: {primary} {_num(mine)} vs {_num(theirs)}",
+                highlight=False,
+            )
     out.print(
         "library versions: " + ", ".join(f"{k} {v}" for k, v in version.library_versions.items())
     )
@@ -243,6 +262,8 @@ def lineage(
     as_json: JsonFlag = False,
 ) -> None:
     """The run, step, code version and upstream data that produced a model version."""
+    from conveyor.cli.predictions import origin_lines
+
     with common.errors_to_exit():
         graph = _registry(ctx).lineage(ref)
     if as_json:
@@ -269,7 +290,8 @@ def lineage(
         for item in graph["data"]:
             if "dataset" in item:
                 out.print(f"  dataset {item['dataset']} ({item['source']}) in step {item['step']}")
-                _print_origin(item.get("origin"), out.print)
+                for line in origin_lines(item.get("origin"), "    "):
+                    out.print(line, highlight=False)
             else:
                 version = f" version {item['version']}" if item.get("version") is not None else ""
                 out.print(f"  {item['kind']} {item['uri']}{version} in step {item['step']}")
@@ -286,22 +308,6 @@ def _report_line(report: dict[str, Any] | None) -> str:
         f"{report['model_name']}/{report['model_version']}, drift share "
         f"{report['drift_share']:.0%})"
     )
-
-
-def _print_origin(origin: dict[str, Any] | None, emit: Callable[[str], None]) -> None:
-    if not origin or origin.get("kind") != "predictions":
-        return
-    emit(
-        f"    <- {origin['rows']} logged predictions ({origin['labeled_rows']} labeled) of "
-        f"{origin['model']} via monitor {origin['monitor']}:"
-    )
-    for window in origin.get("windows", []):
-        report = window.get("report_id") or "no report"
-        emit(
-            f"       window {common.format_time(window['start'])} - "
-            f"{common.format_time(window['end'])} v{window['model_version']}: "
-            f"{window['rows']} rows, report {report}"
-        )
 
 
 def _print_trigger(trigger: dict[str, Any] | None, emit: Callable[[str], None]) -> None:

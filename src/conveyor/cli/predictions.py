@@ -17,6 +17,24 @@ predictions_app = typer.Typer(
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripting.")]
 
 
+def origin_lines(origin: dict[str, Any] | None, indent: str = "  ") -> list[str]:
+    """Lines describing a dataset version made from logged predictions (else none)."""
+    if not origin or origin.get("kind") != "predictions":
+        return []
+    lines = [
+        f"{indent}from {origin['rows']} logged predictions ({origin['labeled_rows']} labeled) "
+        f"of {origin['model']} via monitor {origin['monitor']}:"
+    ]
+    for window in origin.get("windows", []):
+        lines.append(
+            f"{indent}  window {common.format_time(window['start'])} - "
+            f"{common.format_time(window['end'])} v{window['model_version']}: "
+            f"{window['rows']} rows, {window['labeled_rows']} labeled, report "
+            f"{window['report_id'] or '- (no report yet)'}"
+        )
+    return lines
+
+
 def from_predictions(
     ctx: typer.Context,
     monitor: Annotated[str, typer.Argument(help="Monitor whose prediction log is read.")],
@@ -61,14 +79,8 @@ def from_predictions(
         f"model versions {', '.join(str(v) for v in origin.get('model_versions', []))}.",
         highlight=False,
     )
-    for window in origin.get("windows", []):
-        report = window["report_id"] or "no report yet"
-        console.print(
-            f"  window {common.format_time(window['start'])} - "
-            f"{common.format_time(window['end'])} v{window['model_version']}: "
-            f"{window['rows']} rows, {window['labeled_rows']} labeled, report {report}",
-            highlight=False,
-        )
+    for line in origin_lines(origin)[1:]:
+        console.print(line, highlight=False)
     console.print(
         f"Train on it with conveyor.data.dataset({version.name!r}) in a pipeline.",
         highlight=False,

@@ -7,7 +7,8 @@ Starting from the step's function, the walker follows code and values together:
   ``functools.partial`` (function, arguments, keywords) and cached wrappers
   (``functools.lru_cache``) through to the wrapped function;
 - the globals a function names, in its own module and through attribute chains of project
-  modules (``import pkg.sub`` then ``pkg.sub.f()``), and what each name is bound to;
+  modules (``import pkg.sub`` then ``pkg.sub.f()``), modules imported in function bodies
+  and module-level ``__getattr__``, and what each name is bound to;
 - module-level values of any kind by content (see `fingerprint_values`), so a change to
   ``CONFIG = {...}`` in any module the step reaches is a new key;
 - project classes with every member (methods, properties, class and static methods, class
@@ -336,6 +337,9 @@ class _Walk:
         self.alive.append(wanted)
         for name in sorted(wanted.intersection(namespace)):
             self.binding(namespace, module, name, wanted)
+        if "__getattr__" in namespace and not wanted.issubset(namespace):
+            # A module-level __getattr__ (PEP 562) answers the names it does not hold.
+            self.binding(namespace, module, "__getattr__", wanted)
 
     def binding(
         self, namespace: Mapping[str, Any], module: str, name: str, names: frozenset[str] | set[str]

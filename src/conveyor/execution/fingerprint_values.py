@@ -27,6 +27,8 @@ from conveyor._internal.hashing import canonical_bytes
 
 DEFAULT_MAX_BYTES = 8 * 2**20
 """Values whose encoding passes this size are replaced by the source of their module."""
+MAX_OBJECTS = 200_000
+"""Likewise for values made of more objects than this (walking them would be slow)."""
 
 _SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes})
 _CONTAINERS = frozenset({dict, list, tuple, set, frozenset})
@@ -53,6 +55,12 @@ class CodeFollower(Protocol):
 
     def is_project_type(self, cls: type) -> bool:
         """Whether instances of `cls` are hashed by attributes (project classes)."""
+
+
+def _spend(budget: list[int]) -> None:
+    budget[1] -= 1
+    if budget[1] < 0:
+        raise Unhashable(f"is made of more than {MAX_OBJECTS:,} objects")
 
 
 def _is_wrapper(value: Any) -> bool:
@@ -126,7 +134,7 @@ class ValueEncoder:
                     raise Unhashable(f"too large ({len(data):,} bytes)")
                 return hashlib.sha256(data).hexdigest()
         digest = hashlib.sha256()
-        self._encode(value, digest, [self.max_bytes], 0)
+        self._encode(value, digest, [self.max_bytes, MAX_OBJECTS], 0)
         return digest.hexdigest()
 
     # ------------------------------------------------------------------ walking
@@ -162,6 +170,7 @@ class ValueEncoder:
             self._active.discard(id(value))
 
     def _encode_container(self, value: Any, digest: Any, budget: list[int], depth: int) -> None:
+        _spend(budget)
         if id(value) in self._active:
             digest.update(b"R")
             return
@@ -187,6 +196,7 @@ class ValueEncoder:
             self._active.discard(id(value))
 
     def _encode_object(self, value: Any, digest: Any, budget: list[int], depth: int) -> None:
+        _spend(budget)
         kind = type(value)
         again = functools.partial(self._encode, digest=digest, budget=budget, depth=depth + 1)
         if isinstance(value, types.MethodType):

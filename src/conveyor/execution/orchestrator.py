@@ -301,12 +301,10 @@ class _Execution:
                         "attempts": 1,
                         "started_at": now,
                         "cache_key": key,
+                        "cache_components": self.key_components.pop(key, None),
                         "params": _json_params(node.params),
                     }
-                ],
-                cache_keys=(
-                    {key: self.key_components.pop(key)} if key in self.key_components else None
-                ),
+                ]
             )
         else:
             self.metadata.update_step_run(step_run_id, attempts=attempt)

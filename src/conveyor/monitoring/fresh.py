@@ -115,9 +115,11 @@ def dataset_from_predictions(
     for table in monitor._tables(model_name, low, high):
         missing = [f for f in features if f not in table.column_names]
         if missing:
+            served = sorted({str(v) for v in table.column("_model_version").to_pylist()})
             raise DataError(
-                f"Logged predictions of {model_name} lack the model's columns "
-                f"{', '.join(missing)}; they were not logged by this model's server."
+                f"Predictions logged by {model_name} version(s) {', '.join(served)} lack "
+                f"the columns {', '.join(missing)} that {monitor.model} takes; narrow "
+                "--since/--until to traffic served with the current inputs."
             )
         labels: list[Any] = [None] * table.num_rows
         if "_request_id" in table.column_names:

@@ -14,6 +14,8 @@ _EXPORTS: dict[str, str] = {
     "on_new_data": "conveyor.triggers.specs",
     "on_drift": "conveyor.triggers.specs",
     "on_decay": "conveyor.triggers.specs",
+    "on_challenger_better": "conveyor.triggers.release",
+    "OnChallengerBetter": "conveyor.triggers.release",
     "Trigger": "conveyor.triggers.specs",
     "Schedule": "conveyor.triggers.specs",
     "OnNewData": "conveyor.triggers.specs",
@@ -24,6 +26,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "OnChallengerBetter",
     "OnDecay",
     "OnDrift",
     "OnNewData",
@@ -31,6 +34,7 @@ __all__ = [
     "Scheduler",
     "Trigger",
     "list_events",
+    "on_challenger_better",
     "on_decay",
     "on_drift",
     "on_new_data",
@@ -38,6 +42,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from conveyor.triggers.release import OnChallengerBetter, on_challenger_better
     from conveyor.triggers.scheduler import Scheduler
     from conveyor.triggers.specs import (
         OnDecay,

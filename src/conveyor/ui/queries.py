@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from conveyor.stores.metadata import tables as t
 
 if TYPE_CHECKING:
+    from conveyor.api.queries.triggers import TriggerEvent
     from conveyor.stores.metadata import MetadataStore
 
 MAX_STATUS_IDS = 200
@@ -120,3 +121,42 @@ def cache_explanation(db: MetadataStore, step_run_id: str) -> CacheExplanation |
         previous=None if previous is None else {"id": previous["id"], "run_id": previous["run_id"]},
         changes=tuple(changes),
     )
+
+
+def events_for_reports(db: MetadataStore, report_ids: Sequence[str]) -> list[TriggerEvent]:
+    """Trigger events decided on any of these monitor reports, newest first, with the
+    status of the run each one started (one query)."""
+    from conveyor.api.queries.triggers import TriggerEvent
+    from conveyor.stores.metadata import tables_monitoring as tm
+
+    ids = [i for i in dict.fromkeys(report_ids) if i]
+    if not ids:
+        return []
+    e = tm.trigger_events
+    query = (
+        sa.select(e, t.runs.c.status.label("run_status"))
+        .outerjoin(t.runs, t.runs.c.id == e.c.run_id)
+        .where(e.c.report_id.in_(ids))
+        .order_by(e.c.created_at.desc(), e.c.id.desc())
+        .limit(MAX_STATUS_IDS)
+    )
+    with db.engine.connect() as c:
+        rows = c.execute(query).all()
+    return [
+        TriggerEvent(
+            id=row.id,
+            trigger_key=row.trigger_key,
+            pipeline=row.pipeline,
+            kind=row.kind,
+            dedup_key=row.dedup_key,
+            status=row.status,
+            reason=row.reason,
+            details=row.details or {},
+            report_id=row.report_id,
+            run_id=row.run_id,
+            run_status=row.run_status,
+            scheduler=row.scheduler,
+            created_at=row.created_at,
+        )
+        for row in rows
+    ]

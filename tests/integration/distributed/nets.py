@@ -69,3 +69,7 @@ class RecordingLoop:
 
 def fast_adam(parameters: object) -> torch.optim.Optimizer:
     return torch.optim.Adam(parameters, lr=1e-2)  # type: ignore[arg-type]
+
+
+def adam(parameters: object, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(parameters, lr=lr)  # type: ignore[arg-type]

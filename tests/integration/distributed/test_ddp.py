@@ -160,3 +160,49 @@ def test_train_loop_errors_are_not_retried(client, data: DatasetRef) -> None:  #
             client=client,
             max_restarts=3,
         )
+
+
+def test_optuna_trials_are_ddp_jobs_and_hopeless_ones_are_pruned(
+    client, data: DatasetRef, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import functools
+
+    import optuna
+
+    from conveyor.stores.metadata import open_metadata_store
+    from conveyor.training.tuning import tune
+
+    valid = DatasetRef.write(
+        blobs(600, seed=1), partitions=2, artifact_store=open_artifact_store(data.artifact_url)
+    )
+
+    def objective(params, trial):  # type: ignore[no-untyped-def]
+        model = distributed.torch_ddp(
+            nets.cross_entropy,
+            data,
+            model=nets.Classifier,
+            target="label",
+            epochs=3,
+            batch_size=100,
+            valid=valid,
+            workers=2,
+            client=client,
+            trial=trial,
+            optimizer=functools.partial(nets.adam, lr=params["lr"]),
+            profile=False,
+        )
+        return model.metrics["valid_loss"]
+
+    result = tune(
+        objective,
+        {"lr": [0.02, 1e-7]},  # seed 0 draws 1e-7, 0.02, 1e-7
+        n_trials=3,
+        executor="threads",
+        direction="minimize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
+        study_name="distributed-ddp",
+        metadata_store=open_metadata_store(f"sqlite:///{tmp_path / 'db.sqlite'}"),
+    )
+    assert [t.state for t in result.trials] == ["complete", "complete", "pruned"]
+    assert result.best_params == {"lr": 0.02}

@@ -12,12 +12,10 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.integration.serving.test_server_process import (  # noqa: F401 - fixtures
+from tests.integration.serving.test_server_process import (
     CONVEYOR,
     _row,
-    cancer,
     free_port,
-    project,
     stop,
     wait_ready,
 )
@@ -84,9 +82,7 @@ def test_more_idle_sockets_than_the_limit_do_not_stop_a_normal_request(
                 sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")
             idle.append(sock)
         started = time.monotonic()
-        response = httpx.post(
-            f"{url}/predict", json={"records": [_row(cancer, 0)]}, timeout=30
-        )
+        response = httpx.post(f"{url}/predict", json={"records": [_row(cancer, 0)]}, timeout=30)
         assert response.status_code == 200, response.text
         assert time.monotonic() - started < 10
         # The oldest idle connections were closed to make room.

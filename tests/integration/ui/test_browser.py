@@ -67,6 +67,14 @@ def test_every_page_kind_renders(site: Site, page: Any):
         assert response is not None and response.status == 200, (kind, path)
         assert page.locator("h1").first.is_visible(), kind
         assert page.locator("header.top a.brand").is_visible()
+    # The demo's drift report fired the retraining trigger: the monitor page links the
+    # event to the run it started.
+    page.goto(site.url + "/monitors/churn-prod")
+    started = page.locator("table.events a[href^='/runs/']")
+    assert started.count() >= 1
+    started.first.click()
+    page.wait_for_url(re.compile(r"/runs/[0-9A-Z]{26}$"))
+    assert "drift" in page.locator("dl.facts").inner_text()
     assert page.errors == []
 
 

@@ -13,7 +13,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import recall_score, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from typer.testing import CliRunner
 
+from conveyor.cli.main import app
 from conveyor.config import Settings
 from conveyor.evaluation.gate import Gate
 from conveyor.evaluation.metrics import EvaluationReport, evaluate
@@ -83,7 +85,7 @@ def test_pos_label_is_refused_outside_binary_tasks() -> None:
 
 
 def test_gate_scores_the_champion_on_the_candidates_holdout(
-    registry: Registry, credit: pd.DataFrame
+    settings: Settings, registry: Registry, credit: pd.DataFrame
 ) -> None:
     train, holdout = credit.iloc[::2], credit.iloc[1::2]
     champion = _fit(train, DummyClassifier(strategy="prior"))
@@ -108,6 +110,20 @@ def test_gate_scores_the_champion_on_the_candidates_holdout(
     assert stored["champion_basis"] == "holdout"
     assert stored["champion_metrics"]["roc_auc"] == pytest.approx(on_holdout.metrics["roc_auc"])
     assert stored["candidate_metrics"]["roc_auc"] == pytest.approx(report.metrics["roc_auc"])
+
+    registry.register(candidate, "credit", report=report, decision=fair, promote_to="production")
+    shown = CliRunner().invoke(
+        app,
+        [
+            *("--db-url", settings.db_url, "--artifact-url", settings.artifact_url),
+            *("models", "show", "credit/2"),
+        ],
+    )
+    assert shown.exit_code == 0, shown.output
+    assert f"vs champion credit@production (version 1) on the same {len(holdout)} holdout" in (
+        " ".join(shown.output.split())
+    )
+    registry.rollback("credit", "production")
 
     legacy = Gate(primary="roc_auc", max_regression=0.01, champion_on="stored")
     unfair = legacy.check(report, "credit@production", **_stores(registry))

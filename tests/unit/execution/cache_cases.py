@@ -427,6 +427,127 @@ CASES = [
         """,
     ),
     case(
+        "module-level-getattr",
+        True,
+        [("lazy.py", "v + 1", "v + 2")],
+        lazy="""
+        def __getattr__(name):
+            return lambda v: v + 1
+        """,
+        steps="""
+        from conveyor import step
+        from . import lazy
+
+        @step
+        def s(x: int) -> int:
+            return lazy.f(x)
+        """,
+    ),
+    case(
+        "aliased-import-of-a-value",
+        True,
+        [("config.py", "'k': 1", "'k': 2")],
+        config="A = {'k': 1}\n",
+        steps="""
+        from conveyor import step
+        from .config import A as CONFIG
+
+        @step
+        def s(x: int) -> int:
+            return x + CONFIG['k']
+        """,
+    ),
+    case(
+        "class-registry-filled-by-a-decorator",
+        True,
+        [("reg.py", "return v * 2", "return v * 3")],
+        reg="""
+        class Registry:
+            table = {}
+
+            @classmethod
+            def add(cls, fn):
+                cls.table[fn.__name__] = fn
+                return fn
+
+        @Registry.add
+        def double(v):
+            return v * 2
+        """,
+        steps="""
+        from conveyor import step
+        from .reg import Registry
+
+        @step
+        def s(x: int) -> int:
+            return Registry.table['double'](x)
+        """,
+    ),
+    case(
+        "function-held-by-an-instance-attribute",
+        True,
+        [("h.py", "v + 1", "v + 7")],
+        h="""
+        def f(v):
+            return v + 1
+        """,
+        steps="""
+        from conveyor import step
+        from .h import f
+
+        class Holder:
+            def __init__(self, fn):
+                self.fn = fn
+
+        HOLDER = Holder(f)
+
+        @step
+        def s(x: int) -> int:
+            return HOLDER.fn(x)
+        """,
+    ),
+    case(
+        "dataclass-default-factory",
+        True,
+        [("steps.py", "['a']", "['a', 'b']")],
+        steps="""
+        from dataclasses import dataclass, field
+        from conveyor import step
+
+        @dataclass
+        class Cfg:
+            cols: list = field(default_factory=lambda: ['a'])
+
+        @step
+        def s(x: int) -> int:
+            return x + len(Cfg().cols)
+        """,
+    ),
+    case(
+        "unrelated-function-next-to-an-abc",
+        False,
+        [("steps.py", "return 'o1'", "return 'o2'")],
+        steps="""
+        import abc
+        from conveyor import step
+
+        class Base(abc.ABC):
+            @abc.abstractmethod
+            def f(self): ...
+
+        class Impl(Base):
+            def f(self):
+                return 1
+
+        def other():
+            return 'o1'
+
+        @step
+        def s(x: int) -> int:
+            return x + Impl().f()
+        """,
+    ),
+    case(
         "eval-of-a-name",
         True,
         [("steps.py", "OFFSET = 1", "OFFSET = 3")],

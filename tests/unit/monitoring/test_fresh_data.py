@@ -137,6 +137,8 @@ def test_cli_from_predictions_predictions_show_and_lineage_hops(
     assert made["origin"]["windows"][0]["report_id"] == served["report"].id
     code, out = cli(settings, "datasets", "from-predictions", "churn-prod", "--labeled")
     assert code == 0 and "1500 rows" in out and served["report"].id in out
+    code, out = cli(settings, "datasets", "show", "fresh@1")
+    assert code == 0 and "1500 logged predictions" in out and served["report"].id in out
     code, out = cli(settings, "datasets", "from-predictions", "churn-prod", "--since", "soon")
     assert code == 1 and "is not a time" in out and "Traceback" not in out
     code, out = cli(settings, "datasets", "from-predictions", "nope")

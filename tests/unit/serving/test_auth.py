@@ -72,6 +72,7 @@ def test_serve_refuses_a_public_bind_without_printing_the_serving_banner(tmp_pat
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert out.returncode != 0
     assert "Refusing to bind '0.0.0.0' without a token" in out.stderr

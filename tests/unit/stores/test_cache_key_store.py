@@ -1,4 +1,4 @@
-"""Key components in the metadata store: written once per key, on every backend."""
+"""Key components on the step run record, read back by key, on every backend."""
 
 from __future__ import annotations
 
@@ -9,31 +9,44 @@ from conveyor.stores.metadata import open_metadata_store
 from conveyor.stores.metadata.store import COMPLETED, RUNNING
 
 
-def test_components_are_written_once_per_key_with_the_step_runs(db_url: str) -> None:
-    store = open_metadata_store(db_url, auto_upgrade=True)
+def _run(store, created: float) -> str:  # type: ignore[no-untyped-def]
     run_id = new_id()
     store.create_run(
-        {"id": run_id, "pipeline": "p", "status": RUNNING, "created_at": time.time(), "params": {}}
+        {"id": run_id, "pipeline": "p", "status": COMPLETED, "created_at": created, "params": {}}
     )
-    first = [{"kind": "step", "name": "s", "hash": "a" * 16}]
-    rows = [
-        {
-            "id": new_id(),
-            "run_id": run_id,
-            "name": f"s_{n}",
-            "step": "s",
-            "status": RUNNING,
-            "started_at": time.time(),
-            "cache_key": "k" * 64,
-        }
-        for n in range(2)
-    ]
-    store.start_step_runs(rows[:1], cache_keys={"k" * 64: first})
-    # The same key again (a concurrent run, a retry): kept as first written, no error.
-    store.start_step_runs(
-        rows[1:], cache_keys={"k" * 64: [{"kind": "other", "name": "x", "hash": "b"}]}
-    )
-    assert store.cache_key_components(["k" * 64, "missing"]) == {"k" * 64: first}
+    return run_id
+
+
+def test_components_are_stored_on_the_step_run_and_found_by_key(db_url: str) -> None:
+    store = open_metadata_store(db_url, auto_upgrade=True)
+    run_id = _run(store, time.time())
+    components = [{"kind": "step", "name": "s", "hash": "a" * 16, "detail": {"code": "b" * 16}}]
+    key = "k" * 64
+    executed = {
+        "id": new_id(),
+        "run_id": run_id,
+        "name": "s",
+        "step": "s",
+        "status": RUNNING,
+        "started_at": time.time(),
+        "cache_key": key,
+        "cache_components": components,
+    }
+    hit = {
+        "id": new_id(),
+        "run_id": run_id,
+        "name": "s_2",
+        "step": "s",
+        "status": COMPLETED,
+        "started_at": time.time(),
+        "cache_key": key,
+        "cache_hit": True,
+    }
+    store.start_step_runs([executed])
+    store.start_step_runs([hit])
+    assert store.get_step_run(executed["id"])["cache_components"] == components
+    # A cache hit shares the components of the key it matched.
+    assert store.cache_key_components([key, "missing"]) == {key: components}
     assert store.cache_key_components([]) == {}
 
 
@@ -44,16 +57,7 @@ def test_previous_step_run_is_the_latest_executed_run_of_the_step_with_another_k
     now = time.time()
     made = []
     for n, (key, hit) in enumerate([("a", False), ("b", False), ("b", True), ("c", False)]):
-        run_id = new_id()
-        store.create_run(
-            {
-                "id": run_id,
-                "pipeline": "p",
-                "status": COMPLETED,
-                "created_at": now + n,
-                "params": {},
-            }
-        )
+        run_id = _run(store, now + n)
         row = {
             "id": new_id(),
             "run_id": run_id,

@@ -112,8 +112,10 @@ def test_refused_promotion_is_shown_not_a_500(ui_settings: Any, filled: Filled):
         "/models/churn/promote",
         data={"version": "99", "alias": ALIAS, "csrf_token": token},
     )
-    assert response.status_code == 404
-    assert "no version 99" in response.text
+    assert response.status_code == 303
+    shown = pages.get(response.headers["location"])
+    assert shown.status_code == 200
+    assert 'class="flash error"' in shown.text and "no version 99" in shown.text
     bad = pages.post(
         "/models/churn/promote",
         data={"version": "1", "alias": "bad alias!", "csrf_token": token},

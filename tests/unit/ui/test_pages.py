@@ -216,6 +216,7 @@ def test_dataset_monitor_and_tuning_pages(pages: Pages, filled: Filled):
 
 def test_every_link_resolves(pages: Pages, filled: Filled):
     start = ["/runs", "/models", "/datasets", "/monitors", "/tuning", "/triggers", "/lineage"]
+    start.append("/lineage?node=model:churn:1")
     queue = list(start)
     seen = set(queue)
     kinds: dict[str, int] = {}

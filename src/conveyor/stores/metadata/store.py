@@ -228,57 +228,31 @@ class MetadataStore:
             )
 
     # ------------------------------------------------------------------ step runs
-    def start_step_runs(
-        self,
-        rows: Sequence[Mapping[str, Any]],
-        cache_keys: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
-    ) -> None:
-        """Insert step runs and, in the same transaction, the components of their keys
-        (each key's components are written once; keys already known are skipped)."""
+    def start_step_runs(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
             with self.engine.begin() as c:
                 c.execute(t.step_runs.insert(), [dict(r) for r in rows])
-                if cache_keys:
-                    self._insert_cache_keys(c, cache_keys)
-
-    def _insert_cache_keys(
-        self, c: sa.Connection, cache_keys: Mapping[str, Sequence[Mapping[str, Any]]]
-    ) -> None:
-        now = time.time()
-        values = [
-            {"key": k, "components": [dict(x) for x in v], "created_at": now}
-            for k, v in cache_keys.items()
-        ]
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            c.execute(pg_insert(t.cache_keys).on_conflict_do_nothing(), values)
-        elif self.dialect == "sqlite":
-            c.execute(t.cache_keys.insert().prefix_with("OR IGNORE"), values)
-        else:
-            known = set(
-                c.execute(
-                    sa.select(t.cache_keys.c.key).where(t.cache_keys.c.key.in_(list(cache_keys)))
-                ).scalars()
-            )
-            fresh = [v for v in values if v["key"] not in known]
-            if fresh:
-                c.execute(t.cache_keys.insert(), fresh)
 
     def cache_key_components(self, keys: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-        """The recorded components of each of `keys` that is known."""
+        """The recorded components of each of `keys` that is known (from any step run that
+        was started with that key)."""
         wanted = [k for k in set(keys) if k]
         if not wanted:
             return {}
+        out: dict[str, list[dict[str, Any]]] = {}
         with self.engine.connect() as c:
-            return {
-                r.key: list(r.components)
-                for r in c.execute(
-                    sa.select(t.cache_keys.c.key, t.cache_keys.c.components).where(
-                        t.cache_keys.c.key.in_(wanted)
+            for key in wanted:
+                components = c.execute(
+                    sa.select(t.step_runs.c.cache_components)
+                    .where(
+                        t.step_runs.c.cache_key == key,
+                        t.step_runs.c.cache_components.is_not(None),
                     )
-                )
-            }
+                    .limit(1)
+                ).scalar_one_or_none()
+                if components is not None:
+                    out[key] = list(components)
+        return out
 
     def previous_step_run(self, step_run: Mapping[str, Any]) -> dict[str, Any] | None:
         """The latest executed (not cached) step run of the same step and invocation name

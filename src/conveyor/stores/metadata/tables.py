@@ -55,6 +55,9 @@ step_runs = sa.Table(
     sa.Column("cache_key", sa.String(64)),
     sa.Column("cache_hit", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("cache_source", ID),
+    # What went into `cache_key` (issue 11), written when the step is started: read by
+    # `conveyor cache explain`; a cache hit shares the components of its source.
+    sa.Column("cache_components", sa.JSON),
     sa.Column("params", sa.JSON),
     sa.Column("error_type", sa.String(200)),
     sa.Column("error", sa.Text),
@@ -130,15 +133,4 @@ step_logs = sa.Table(
     sa.Column("step_run_id", ID, primary_key=True),
     sa.Column("run_id", ID, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
-)
-
-# The components of each cache key (issue 11), written once per key: a step run's
-# `cache_key` points here, so `conveyor cache explain` can say what went in and what
-# differs between two runs of a step.
-cache_keys = sa.Table(
-    "cache_keys",
-    metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("components", sa.JSON, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
 )

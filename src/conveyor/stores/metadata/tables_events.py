@@ -47,3 +47,25 @@ event_deliveries = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Index("ix_event_deliveries_target_status", "target", "status", "event_seq"),
 )
+
+# Live comparisons of a champion and a challenger over logged traffic (shadow or canary).
+release_comparisons = sa.Table(
+    "release_comparisons",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("monitor", sa.String(200), nullable=False),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("champion_version", sa.Integer, nullable=False),
+    sa.Column("challenger_version", sa.Integer, nullable=False),
+    sa.Column("window_start", sa.Float, nullable=False),
+    sa.Column("window_end", sa.Float, nullable=False),
+    sa.Column("metric", sa.String(50), nullable=False),
+    sa.Column("labeled", sa.Integer, nullable=False),
+    sa.Column("difference", sa.Float),
+    sa.Column("ci_low", sa.Float),
+    sa.Column("ci_high", sa.Float),
+    sa.Column("verdict", sa.String(30), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_release_comparisons_monitor_created", "monitor", "created_at"),
+)

@@ -98,7 +98,12 @@ def lineage_page(ui: UI, request: Request) -> Response:
         nodes, [GraphEdge(e.source, e.target) for e in graph.edges], label=f"lineage of {node}"
     )
     rows = [
-        {"node": n, "href": node_href(n.id, n.attrs), "center": lineage_url(n.id)}
+        {
+            "node": n,
+            "href": node_href(n.id, n.attrs),
+            # Only the kinds the graph can start from get a "lineage from here" link.
+            "center": lineage_url(n.id) if n.kind in lq.NODE_KINDS else None,
+        }
         for n in graph.nodes
     ]
     return ui.render(

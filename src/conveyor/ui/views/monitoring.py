@@ -9,6 +9,7 @@ from starlette.responses import HTMLResponse, Response
 
 from conveyor.api.queries import monitors as mq
 from conveyor.api.queries import triggers as tq
+from conveyor.ui import queries as uq
 from conveyor.ui.svg import line_chart
 from conveyor.ui.views._base import UI, markup, page_guard
 
@@ -86,11 +87,8 @@ def monitor_page(ui: UI, request: Request, name: str) -> Response:
         after=request.query_params.get("after") or None,
         limit=20,
     )
-    events = [
-        e
-        for e in tq.list_trigger_events(ui.store, limit=EVENTS).items
-        if (e.details or {}).get("monitor") == name
-    ]
+    # The events the listed window reports caused, and the runs they started.
+    events = uq.events_for_reports(ui.store, [r.id for r in reports.items])
     return ui.render(
         request,
         "monitor.html",

@@ -16,14 +16,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "cache_keys",
-        sa.Column("key", sa.String(length=64), nullable=False),
-        sa.Column("components", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.Float(), nullable=False),
-        sa.PrimaryKeyConstraint("key"),
-    )
+    with op.batch_alter_table("step_runs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("cache_components", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    op.drop_table("cache_keys")
+    with op.batch_alter_table("step_runs", schema=None) as batch_op:
+        batch_op.drop_column("cache_components")

@@ -1,4 +1,4 @@
-"""events: event log, notification targets and the delivery log (issue 14)
+"""events: event log, notification targets, delivery log, release comparisons (issue 14)
 
 Revision ID: 0008
 Revises: 0007
@@ -59,7 +59,33 @@ def upgrade() -> None:
         )
 
 
+    op.create_table(
+        "release_comparisons",
+        sa.Column("id", ID, nullable=False),
+        sa.Column("monitor", sa.String(length=200), nullable=False),
+        sa.Column("model_name", sa.String(length=200), nullable=False),
+        sa.Column("champion_version", sa.Integer(), nullable=False),
+        sa.Column("challenger_version", sa.Integer(), nullable=False),
+        sa.Column("window_start", sa.Float(), nullable=False),
+        sa.Column("window_end", sa.Float(), nullable=False),
+        sa.Column("metric", sa.String(length=50), nullable=False),
+        sa.Column("labeled", sa.Integer(), nullable=False),
+        sa.Column("difference", sa.Float(), nullable=True),
+        sa.Column("ci_low", sa.Float(), nullable=True),
+        sa.Column("ci_high", sa.Float(), nullable=True),
+        sa.Column("verdict", sa.String(length=30), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("release_comparisons", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_release_comparisons_monitor_created", ["monitor", "created_at"], unique=False
+        )
+
+
 def downgrade() -> None:
+    op.drop_table("release_comparisons")
     op.drop_table("event_deliveries")
     op.drop_table("notify_targets")
     op.drop_table("events")
