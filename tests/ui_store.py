@@ -47,7 +47,9 @@ def fit(train: Any, epochs: int = 6, alpha: float = 1e-4) -> Any:
     from conveyor.monitoring.generator import TARGET
 
     numeric = [c for c in train.columns if c != TARGET and train[c].dtype.kind in "if"]
-    x = train[numeric].fillna(0.0).to_numpy()
+    raw = train[numeric].fillna(0.0).to_numpy()
+    mean, std = raw.mean(axis=0), raw.std(axis=0) + 1e-9
+    x = (raw - mean) / std
     y = train[TARGET].to_numpy()
     model = SGDClassifier(loss="log_loss", alpha=alpha, random_state=0)
     for epoch in range(epochs):
@@ -55,6 +57,8 @@ def fit(train: Any, epochs: int = 6, alpha: float = 1e-4) -> Any:
         log_metrics({"train.loss": float(log_loss(y, model.predict_proba(x)))}, step=epoch)
     return {
         "columns": numeric,
+        "mean": mean.tolist(),
+        "std": std.tolist(),
         "coef": model.coef_.tolist(),
         "intercept": float(model.intercept_[0]),
     }
@@ -66,7 +70,8 @@ def score(model: dict[str, Any], test: Any) -> dict[str, float]:
 
     from conveyor.monitoring.generator import TARGET
 
-    x = test[model["columns"]].fillna(0.0).to_numpy()
+    raw = test[model["columns"]].fillna(0.0).to_numpy()
+    x = (raw - np.array(model["mean"])) / np.array(model["std"])
     logits = x @ np.array(model["coef"][0]) + model["intercept"]
     accuracy = float(((logits > 0).astype(int) == test[TARGET].to_numpy()).mean())
     log_metrics(accuracy=accuracy)

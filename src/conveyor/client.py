@@ -81,7 +81,7 @@ class Client:
         token: Bearer token from the server's token file (None for an open loopback
             server).
         timeout: Seconds per request.
-        transport: An httpx transport (tests pass ``httpx.ASGITransport(app)``).
+        transport: An httpx transport to use instead of the network (optional).
     """
 
     def __init__(
@@ -109,7 +109,9 @@ class Client:
     # ------------------------------------------------------------ plumbing
     def _client(self) -> httpx.Client:
         if self._http is None:
-            import httpx
+            from conveyor._internal.lazy import require
+
+            httpx = require("httpx", "client")
 
             headers = {"Accept": "application/json"}
             if self._token:
@@ -144,10 +146,11 @@ class Client:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
+        client = self._client()
         import httpx
 
         try:
-            response = self._client().request(
+            response = client.request(
                 method, API + path, params=params, json=json, headers=headers
             )
         except httpx.HTTPError as exc:

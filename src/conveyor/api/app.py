@@ -9,6 +9,7 @@ shapes in ``/api/v1/openapi.json`` and ``/api/v1/docs``. Errors are JSON:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -82,9 +83,11 @@ def _openapi(app: FastAPI, routers: Sequence[Any]) -> Callable[[], dict[str, Any
             schema = TypeAdapter(model).json_schema(ref_template=template, mode="serialization")
             components.update(schema.pop("$defs", {}))
             for method in route.methods or ():
-                operation = document["paths"][API_PREFIX + route.path_format][method.lower()]
+                operation = document["paths"][route.path_format][method.lower()]
                 content = operation.setdefault("responses", {}).setdefault("200", {})
                 content["content"] = {"application/json": {"schema": schema}}
+        # Paths as clients call them: the API is mounted at API_PREFIX.
+        document["paths"] = {API_PREFIX + k: v for k, v in document["paths"].items()}
         app.openapi_schema = document
         return document
 
@@ -140,8 +143,67 @@ def _error_handlers(app: FastAPI) -> None:
         return json_response({"detail": exc.detail}, exc.status_code, headers)
 
 
+class _LazyAPI:
+    """ASGI app that builds the `/api/v1` application on its first request.
+
+    Building ~50 FastAPI routes costs a noticeable share of `conveyor ui`'s start-up, and
+    the first page a browser opens needs none of them (pages call the query functions
+    directly), so the API is assembled when it is first used, once, off the event loop.
+    """
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._app: Any = None
+        self._lock = threading.Lock()
+
+    def _built(self) -> Any:
+        with self._lock:
+            if self._app is None:
+                self._app = self._build()
+            return self._app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        app = self._app
+        if app is None:
+            import anyio.to_thread
+
+            app = await anyio.to_thread.run_sync(self._built)
+        await app(scope, receive, send)
+
+
+def _build_api(settings: Settings, auth: AuthConfig, found: Stores) -> FastAPI:
+    from fastapi import FastAPI
+
+    from conveyor._version import __version__
+    from conveyor.api import _routes_data, _routes_models, _routes_runs
+
+    api = FastAPI(
+        title="conveyor",
+        version=__version__,
+        description="Runs, artifacts, lineage, datasets, models, monitors, tuning and "
+        "triggers of a conveyor project. Lists are keyset-paginated: pass a page's "
+        "`next_cursor` as `before` for the next page, its `prev_cursor` as `after` for the "
+        "previous one.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    api.state.auth = auth
+    api.state.settings = settings
+    api.state.stores = found
+    _error_handlers(api)
+    routers = [m.router for m in (_routes_runs, _routes_data, _routes_models)]
+    for router in routers:
+        api.include_router(router)
+    api.openapi = _openapi(api, routers)  # type: ignore[method-assign]
+    return api
+
+
 def create_api_app(settings: Settings, auth: AuthConfig) -> FastAPI:
-    """The `/api/v1` application on the stores of `settings`.
+    """The application serving `/api/v1` (and the sign-in form) on the stores of `settings`.
+
+    The UI adds its pages to the returned app. The API itself is a sub-application mounted
+    at `/api/v1`, built on its first request.
 
     Args:
         settings: Resolved settings (metadata store URL, artifact store URL).
@@ -153,34 +215,19 @@ def create_api_app(settings: Settings, auth: AuthConfig) -> FastAPI:
         SchemaVersionError: the metadata database needs ``conveyor db upgrade``.
     """
     fastapi = require("fastapi", "serve")
-    from conveyor._version import __version__
-    from conveyor.api import _login, _routes_data, _routes_models, _routes_runs
+    from conveyor.api import _login
     from conveyor.stores.artifacts import open_artifact_store
     from conveyor.stores.metadata import open_metadata_store
 
-    app: FastAPI = fastapi.FastAPI(
-        title="conveyor",
-        version=__version__,
-        description="Runs, artifacts, lineage, datasets, models, monitors, tuning and "
-        "triggers of a conveyor project. Lists are keyset-paginated: pass a page's "
-        "`next_cursor` as `before` for the next page, its `prev_cursor` as `after` for the "
-        "previous one.",
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
-        redoc_url=None,
-    )
+    app: FastAPI = fastapi.FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    found = Stores(open_metadata_store(settings.db_url), open_artifact_store(settings.artifact_url))
     app.state.auth = auth
     app.state.settings = settings
-    app.state.stores = Stores(
-        open_metadata_store(settings.db_url), open_artifact_store(settings.artifact_url)
-    )
+    app.state.stores = found
     _error_handlers(app)
     app.add_middleware(_ServerTiming)
-    for module in (_routes_runs, _routes_data, _routes_models):
-        app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(_login.router)
-    routers = [m.router for m in (_routes_runs, _routes_data, _routes_models)]
-    app.openapi = _openapi(app, routers)  # type: ignore[method-assign]
+    app.mount(API_PREFIX, _LazyAPI(lambda: _build_api(settings, auth, found)))
     return app
 
 

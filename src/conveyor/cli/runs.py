@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from collections.abc import Mapping
 from typing import Annotated, Any, Optional
@@ -31,38 +32,54 @@ def _status(status: str) -> str:
 
 
 class _Progress:
-    """Prints one line per finished step, and a live progress bar on a terminal."""
+    """Prints one line per finished step, and a live progress bar on a terminal.
+
+    Quiet runs and runs whose output is not a terminal never build the bar, so they do
+    not import rich.progress (nor rich at all when quiet): that import is part of every
+    `conveyor run` process's start-up.
+    """
 
     def __init__(self, pipeline: str, total: int, quiet: bool) -> None:
+        self.quiet = quiet
+        self.progress: Any = None
+        if quiet or not sys.stdout.isatty():
+            return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        self.quiet = quiet
-        self.console = common.console()
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            console=self.console,
+            console=common.console(),
             transient=True,
-            disable=quiet or not self.console.is_terminal,
+            disable=not common.console().is_terminal,
         )
         self.task = self.progress.add_task(pipeline, total=total)
 
+    @property
+    def console(self) -> Any:
+        return common.console()
+
     def __enter__(self) -> _Progress:
-        self.progress.__enter__()
+        if self.progress is not None:
+            self.progress.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(None, None, None)
+        if self.progress is not None:
+            self.progress.__exit__(None, None, None)
 
     def __call__(self, event: str, step: str, info: Mapping[str, Any]) -> None:
-        if event == "expanded":
-            self.progress.update(
-                self.task, total=(self.progress.tasks[0].total or 0) + info["count"] - 1
-            )
+        if self.progress is not None:
+            if event == "expanded":
+                self.progress.update(
+                    self.task, total=(self.progress.tasks[0].total or 0) + info["count"] - 1
+                )
+                return
+            if event in ("completed", "cached", "failed", "skipped"):
+                self.progress.advance(self.task)
+        elif event == "expanded":
             return
-        if event in ("completed", "cached", "failed", "skipped"):
-            self.progress.advance(self.task)
         if self.quiet:
             return
         if event == "completed":
@@ -115,9 +132,8 @@ def run(
     except ConveyorError as exc:
         common.fail(str(exc), code=2)
     started = time.perf_counter()
-    console = common.console()
     if not (quiet or json_out):
-        console.print(f"Running [bold]{pipeline.name}[/] {params or ''}", highlight=False)
+        common.console().print(f"Running [bold]{pipeline.name}[/] {params or ''}", highlight=False)
     failed: RunFailedError | None = None
 
     def on_sigterm(signum: int, _frame: object) -> None:
@@ -145,7 +161,6 @@ def run(
                 common.fail(str(exc))
             except KeyboardInterrupt as exc:
                 import os
-                import sys
 
                 common.err_console().print(
                     f"[bold red]error:[/] Run interrupted ({exc or 'Ctrl-C'}); re-run to resume "
@@ -165,7 +180,7 @@ def run(
     elif not quiet or failed:
         steps = result.steps()
         cached = sum(1 for s in steps if s["cache_hit"])
-        console.print(
+        common.console().print(
             f"Run [bold]{result.id}[/] {_status(result.status)} in "
             f"{common.format_duration(elapsed)}: {len(steps)} steps, {cached} cached.",
             highlight=False,

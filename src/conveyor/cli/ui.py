@@ -51,6 +51,7 @@ def ui(
         log_level=log_level,
         access_log=False,
         server_header=False,
+        ws="none",  # no websockets: saves importing them at start-up
         timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)

@@ -71,6 +71,21 @@ def _coin(level: int, count: int, pivot: float) -> int:
     return _splitmix(_bits(pivot) ^ _splitmix((level << 40) ^ count)) >> 63
 
 
+def _coins(level: int, first: int, pivots: np.ndarray) -> np.ndarray:
+    """`_coin` for many compactions at once: the k-th uses count ``first + k``."""
+    counts = np.arange(first, first + pivots.size, dtype=np.uint64)
+    x = np.ascontiguousarray(pivots, dtype=np.float64).view(np.uint64)
+    x = x ^ _splitmix_array(counts ^ np.uint64(level << 40))
+    return (_splitmix_array(x) >> np.uint64(63)).astype(np.intp)
+
+
+def _splitmix_array(x: np.ndarray) -> np.ndarray:
+    x = x + np.uint64(0x9E3779B97F4A7C15)  # uint64 arrays wrap silently, as intended
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
 def _capacity(k: int, levels: int, height: int, m: int = _MIN_WIDTH) -> int:
     """KLL's level capacity: k * (2/3)^depth rounded, in integers (kll_helper::int_cap_aux)."""
     depth = levels - height - 1
@@ -95,8 +110,9 @@ def _merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 _EMPTY = np.zeros(0, dtype=np.float64)
-# Chunks of at least this many values are sorted once and compacted on their own.
+# Chunks of at least this many values are compacted on their own, in blocks of _BLOCK.
 _BULK = 1024
+_BLOCK = 256
 
 
 def _sample(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -178,44 +194,52 @@ class QuantileSketch:
         sampled = 0
         if size >= 2 * MIN_SAMPLE:
             sample, shift = _sample(values)
-            self._add_sorted(sample, shift)
+            self._add_chunk(sample, shift)
             sampled = int(sample.size)
         elif size < _BULK or (self._exact and self.n + size <= EXACT_LIMIT):
             self._levels[0] = np.concatenate([self._levels[0], values])
             self.n += size
         else:
-            self._add_sorted(np.sort(values), 0)
+            self._add_chunk(values, 0)
         self._compress()
         return sampled
 
-    def _add_sorted(self, items: np.ndarray, level: int) -> None:
-        """Add sorted items of weight 2^level, compacting them on their own first.
+    def _add_chunk(self, values: np.ndarray, level: int) -> None:
+        """Add a long chunk of values of weight 2^level, compacting it on its own first.
 
-        A long sorted chunk is halved level by level (every other item, from the coin's
-        start; an odd first item stays on its level) until it fits in k items: the
-        compactions KLL would make, done on views of one sorted array instead of merging
-        into the sketch at every level. The pieces are then merged in.
+        KLL's compactions done as a merge tree: the chunk is cut into blocks of _BLOCK
+        values, each block is sorted and compacted (every other value, from the block's
+        coin), pairs of compacted blocks are merged, sorted and compacted again, and so on
+        until what is left fits in 2k items. Sorting many short rows at once is several
+        times cheaper than sorting the chunk, and every step is an ordinary KLL
+        compaction, so the sketch's error bound is unchanged. The pieces (the top rows and
+        any odd row left at a level) are then merged into the sketch.
         """
-        self.n += int(items.size) << level
+        self.n += int(values.size) << level
+        self._exact = False
+        full = values.size - values.size % _BLOCK
         pieces: list[tuple[int, np.ndarray]] = []
-        while items.size > 2 * self.k:
+        if full < values.size:
+            pieces.append((level, np.sort(values[full:])))
+        rows = np.sort(values[:full].reshape(-1, _BLOCK), axis=1) if full else None
+        half = np.arange(_BLOCK // 2) * 2
+        while rows is not None:
             self._grow(level + 1)
-            if items.size % 2:
-                pieces.append((level, items[:1].copy()))
-                items = items[1:]
-            offset = _coin(level, self._counts[level], float(items[items.size // 2]))
-            self._counts[level] += 1
-            items = items[offset::2]
+            count = rows.shape[0]
+            coins = _coins(level, self._counts[level], rows[:, _BLOCK // 2])
+            self._counts[level] += count
+            kept = np.take_along_axis(rows, coins[:, None] + half[None, :], axis=1)
             level += 1
-        pieces.append((level, np.ascontiguousarray(items)))
-        if level > 0:
-            self._exact = False
+            if count * (_BLOCK // 2) <= 2 * self.k:
+                pieces.append((level, np.sort(kept.ravel())))
+                break
+            if count % 2:
+                pieces.append((level, kept[-1].copy()))
+                kept = kept[:-1]
+            rows = np.sort(kept.reshape(-1, _BLOCK), axis=1)
         self._grow(level + 1)
         for height, piece in pieces:
-            if height == 0:
-                self._levels[0] = np.concatenate([self._levels[0], piece])
-            else:
-                self._levels[height] = _merge_sorted(self._levels[height], piece)
+            self._levels[height] = _merge_sorted(self._levels[height], piece)
 
     def merge(self, other: QuantileSketch) -> None:
         """Add the values summarized by `other` (left unchanged)."""

@@ -16,7 +16,6 @@ import hashlib
 import importlib.metadata
 import os
 import sys
-import threading
 import types
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,12 +30,12 @@ from conveyor.execution.fingerprint import (
     ProjectScope,
     fingerprint_step,
 )
+from conveyor.execution.fingerprint_code import stat_memo
 
 if TYPE_CHECKING:
     from conveyor.config import Settings
     from conveyor.core.step import Step
 
-_LOCK = threading.Lock()
 _FILE_DIGESTS: dict[str, tuple[tuple[int, ...], str]] = {}
 _DISTRIBUTIONS: dict[str, list[str]] | None = None
 _MISSING = "missing"
@@ -50,16 +49,17 @@ def top_package(module: str | None) -> str:
     return (module or "").partition(".")[0]
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes, or of a folder's relative paths and file contents.
+def _read_digest(filename: str) -> str:
+    h = hashlib.sha256()
+    with open(filename, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
-    Memoized per path by size, inode, modification and change times (the change time
-    cannot be set back by tools that preserve modification times).
-    """
-    try:
-        stat = path.stat()
-    except OSError:
-        return _MISSING
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, or of a folder's relative paths and file contents
+    (memoized per file while its stat signature stays the same)."""
     if path.is_dir():
         h = hashlib.sha256(b"dir")
         for folder, dirs, files in os.walk(path):
@@ -68,23 +68,7 @@ def file_digest(path: Path) -> str:
                 child = Path(folder, name)
                 h.update(f"{child.relative_to(path).as_posix()}\x00{file_digest(child)}\n".encode())
         return h.hexdigest()
-    signature = (stat.st_size, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns)
-    key = str(path)
-    with _LOCK:
-        entry = _FILE_DIGESTS.get(key)
-    if entry is not None and entry[0] == signature:
-        return entry[1]
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                h.update(block)
-    except OSError:
-        return _MISSING
-    digest = h.hexdigest()
-    with _LOCK:
-        _FILE_DIGESTS[key] = (signature, digest)
-    return digest
+    return stat_memo(_FILE_DIGESTS, str(path), _read_digest) or _MISSING
 
 
 def _distributions() -> dict[str, list[str]]:
@@ -164,6 +148,7 @@ class KeyBuilder:
         self.environ = os.environ if environ is None else environ
         self._steps: dict[int, tuple[Any, _StepPart]] = {}
         self._versions: dict[str, str] = {}
+        self._fixed: dict[str, Component] = {}
 
     # ------------------------------------------------------------------ components
     def _version(self, distribution: str) -> str:
@@ -296,12 +281,17 @@ class KeyBuilder:
         for name in sorted(inputs):
             text = canonical_json(inputs[name])
             node.append(Component("input", name, _sha(text), value=_preview_hashes(inputs[name])))
-        for entry in materializers:
-            name, _, version = entry.partition("@")
-            node.append(Component("materializer", name, _sha(version), value=version))
-        for entry in models:
-            ref, _, version = entry.rpartition("=")
-            node.append(Component("model", ref, _sha(version), value=version))
+        for entry in (*materializers, *models):
+            known = self._fixed.get(entry)
+            if known is None:  # materializer and model versions repeat across invocations
+                if entry in materializers:
+                    name, _, version = entry.partition("@")
+                    known = Component("materializer", name, _sha(version), value=version)
+                else:
+                    ref, _, version = entry.rpartition("=")
+                    known = Component("model", ref, _sha(version), value=version)
+                self._fixed[entry] = known
+            node.append(known)
         lines = "\n".join(sorted(c.line() for c in node))
         key = hashlib.sha256(f"{part.lines}\n\x00{lines}".encode()).hexdigest()
         return key, [*part.json, *(c.to_json() for c in node)]

@@ -18,9 +18,9 @@ import sys
 import textwrap
 import threading
 import types
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from conveyor._internal.hashing import canonical_bytes
 
@@ -36,6 +36,7 @@ _DYNAMIC_NAMES = {
 _ATTRIBUTE_LOOKUPS = frozenset(
     {"getattr", "hasattr", "setattr", "delattr", "attrgetter", "methodcaller"}
 )
+T = TypeVar("T")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MODULE_NAME = re.compile(r"\.*[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _LOCK = threading.Lock()
@@ -175,32 +176,49 @@ def code_info(code: types.CodeType) -> CodeInfo:
     return info
 
 
-def _import_origins(filename: str) -> dict[str, tuple[str, str]]:
-    """Top-level ``from X import a as b`` of a module file: ``{b: (X, a)}`` (X relative
-    names kept with their leading dots), memoized by path and stat signature."""
+def stat_memo(
+    memo: dict[str, tuple[tuple[int, ...], T]], filename: str, compute: Callable[[str], T]
+) -> T | None:
+    """`compute(filename)`, memoized by path while the file's size, inode, modification
+    and change times stay the same (the change time cannot be set back by tools that keep
+    modification times); None when the file cannot be read."""
     try:
         stat = os.stat(filename)
     except OSError:
-        return {}
+        return None
     signature = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
     with _LOCK:
-        entry = _IMPORTS.get(filename)
+        entry = memo.get(filename)
     if entry is not None and entry[0] == signature:
         return entry[1]
-    origins: dict[str, tuple[str, str]] = {}
+    try:
+        value = compute(filename)
+    except OSError:
+        return None
+    with _LOCK:
+        memo[filename] = (signature, value)
+    return value
+
+
+def _parse_imports(filename: str) -> dict[str, tuple[str, str]]:
     try:
         with open(filename, "rb") as handle:
             tree = ast.parse(handle.read())
-    except (OSError, SyntaxError, ValueError):
-        tree = ast.Module(body=[], type_ignores=[])
+    except (SyntaxError, ValueError):
+        return {}
+    origins: dict[str, tuple[str, str]] = {}
     for node in tree.body:
         if isinstance(node, ast.ImportFrom):
             source = "." * node.level + (node.module or "")
             for alias in node.names:
                 origins[alias.asname or alias.name] = (source, alias.name)
-    with _LOCK:
-        _IMPORTS[filename] = (signature, origins)
     return origins
+
+
+def _import_origins(filename: str) -> dict[str, tuple[str, str]]:
+    """Top-level ``from X import a as b`` of a module file: ``{b: (X, a)}`` (X relative
+    names kept with their leading dots)."""
+    return stat_memo(_IMPORTS, filename, _parse_imports) or {}
 
 
 def defining_module(module: str, name: str, value: Any) -> tuple[str, str]:
@@ -228,29 +246,20 @@ def defining_module(module: str, name: str, value: Any) -> tuple[str, str]:
     return module, name
 
 
+def _source_digest(filename: str) -> str:
+    with open(filename, "rb") as handle:
+        source = handle.read()
+    try:
+        return hashlib.sha256(ast.dump(ast.parse(source)).encode()).hexdigest()
+    except (SyntaxError, ValueError):
+        return hashlib.sha256(source).hexdigest()
+
+
 def module_source_digest(filename: str | None) -> str | None:
     """Hash of a module file's AST (comments and formatting do not count), or None."""
     if not filename or not filename.endswith(".py"):
         return None
-    try:
-        stat = os.stat(filename)
-    except OSError:
-        return None
-    signature = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
-    with _LOCK:
-        entry = _SOURCE_DIGESTS.get(filename)
-    if entry is not None and entry[0] == signature:
-        return entry[1]
-    try:
-        with open(filename, "rb") as handle:
-            tree = ast.parse(handle.read())
-        digest = hashlib.sha256(ast.dump(tree).encode()).hexdigest()
-    except (OSError, SyntaxError, ValueError):
-        with open(filename, "rb") as handle:
-            digest = hashlib.sha256(handle.read()).hexdigest()
-    with _LOCK:
-        _SOURCE_DIGESTS[filename] = (signature, digest)
-    return digest
+    return stat_memo(_SOURCE_DIGESTS, filename, _source_digest)
 
 
-__all__ = ["CodeInfo", "code_info", "defining_module", "module_source_digest"]
+__all__ = ["CodeInfo", "code_info", "defining_module", "module_source_digest", "stat_memo"]

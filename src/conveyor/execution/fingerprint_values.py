@@ -27,7 +27,7 @@ from conveyor._internal.hashing import canonical_bytes
 
 DEFAULT_MAX_BYTES = 8 * 2**20
 """Values whose encoding passes this size are replaced by the source of their module."""
-MAX_OBJECTS = 200_000
+MAX_OBJECTS = 10_000
 """Likewise for values made of more objects than this (walking them would be slow)."""
 
 _SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes})
@@ -101,6 +101,8 @@ class _TokenPickler(pickle.Pickler):
         return False
 
     def reducer_override(self, obj: Any) -> Any:
+        if obj is _token:  # the reducer of the tokens themselves: pickled by name
+            return NotImplemented
         token = self.encoder.follower.token(obj)
         if token is not None:
             return _token, (token,)

@@ -162,6 +162,7 @@ def test_train_loop_errors_are_not_retried(client, data: DatasetRef) -> None:  #
         )
 
 
+@pytest.mark.timeout(600)  # three DDP jobs; minutes on a loaded 2-core machine
 def test_optuna_trials_are_ddp_jobs_and_hopeless_ones_are_pruned(
     client, data: DatasetRef, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -182,8 +183,8 @@ def test_optuna_trials_are_ddp_jobs_and_hopeless_ones_are_pruned(
             data,
             model=nets.Classifier,
             target="label",
-            epochs=3,
-            batch_size=100,
+            epochs=2,
+            batch_size=200,
             valid=valid,
             workers=2,
             client=client,

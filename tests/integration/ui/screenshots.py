@@ -30,7 +30,7 @@ from tests.ui_store import fill
 
 SHOTS = {
     "runs": "runs",
-    "run": "run-retrain",
+    "run": "run",
     "step": "step",
     "compare": "compare",
     "lineage": "lineage",

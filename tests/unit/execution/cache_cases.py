@@ -1112,4 +1112,8 @@ REMOTE = [
     "wraps-decorator-body",
     "comment-in-step",
     "unrelated-function-in-same-module",
+    "dispatch-table-of-callables",
+    "helper-two-modules-away",
+    "pipeline-literal-list-vs-tuple",
+    "formatting-of-step",
 ]

@@ -452,3 +452,36 @@ def test_project_packages_are_hashed_even_under_site_packages(
     finally:
         del sys.modules[notebook.name]
         sys.modules.pop(name, None)
+
+
+def test_library_objects_are_hashed_by_content_not_replaced_by_the_source(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    notebook.run_cell(
+        """
+        import collections, datetime, fractions
+
+        def helper(v):
+            return v
+
+        TABLE = collections.OrderedDict(a=fractions.Fraction(1, 3), when=datetime.date(2024, 1, 1))
+        CALLBACKS = collections.OrderedDict(first=helper)
+
+        @step
+        def s(x: int) -> int:
+            return x + len(TABLE) + len(CALLBACKS)
+        """
+    )
+    scope = ProjectScope.create(tmp_path)
+    before = fingerprint_step(notebook["s"], scope)
+    values = {c.name.partition(":")[2]: c for c in before.components if c.kind == "value"}
+    assert values["TABLE"].note == "" and values["CALLBACKS"].note == ""
+    # A function inside a library container is followed by its code.
+    assert any(c.kind == "function" and c.name.endswith(":helper") for c in before.components)
+    notebook.run_cell(
+        "def helper(v):\n    return v + 1\n\n"
+        "CALLBACKS['first'] = helper\nTABLE['a'] = fractions.Fraction(2, 3)\n"
+    )
+    after = fingerprint_step(notebook["s"], scope)
+    changed = {c.name for c in set(after.components) - set(before.components)}
+    assert {f"{notebook.name}:TABLE", f"{notebook.name}:helper"} <= changed

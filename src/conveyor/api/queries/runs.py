@@ -19,7 +19,6 @@ from conveyor.api.queries._page import (
     reading,
 )
 from conveyor.exceptions import NotFoundError
-from conveyor.registry.registry import _data_read
 from conveyor.stores.metadata import tables as t
 
 if TYPE_CHECKING:
@@ -609,32 +608,29 @@ def run_graph(db: MetadataStore, run_id: str, *, max_steps: int = MAX_STEPS_PAGE
         rows = c.execute(
             sa.select(*_STEP_COLUMNS).where(s.c.run_id == run_id).order_by(s.c.id).limit(max_steps)
         ).all()
-        produced = e.alias("produced")
-        consumed = e.alias("consumed")
-        links = c.execute(
-            sa.select(
-                produced.c.step_run_id.label("source"),
-                consumed.c.step_run_id.label("target"),
-                consumed.c.artifact_id,
-                consumed.c.name,
-            )
-            .join(
-                produced,
-                sa.and_(
-                    produced.c.artifact_id == consumed.c.artifact_id,
-                    produced.c.run_id == run_id,
-                    produced.c.direction == "out",
-                ),
-            )
-            .where(consumed.c.run_id == run_id, consumed.c.direction == "in")
+        # Every edge of the run in one indexed read, joined here: artifact -> producer.
+        run_edges = c.execute(
+            sa.select(e.c.step_run_id, e.c.artifact_id, e.c.direction, e.c.name)
+            .where(e.c.run_id == run_id)
+            .order_by(e.c.id)
         ).all()
+    producers: dict[str, list[str]] = {}
+    for edge in run_edges:
+        if edge.direction == "out":
+            producers.setdefault(edge.artifact_id, []).append(edge.step_run_id)
+    links = [
+        (source, edge.step_run_id, edge.artifact_id, edge.name)
+        for edge in run_edges
+        if edge.direction == "in"
+        for source in producers.get(edge.artifact_id, ())
+    ]
     steps = tuple(_step_summary(r) for r in rows)
     known = {step.id for step in steps}
     edges = tuple(
         dict.fromkeys(
-            StepEdge(source=x.source, target=x.target, artifact_id=x.artifact_id, name=x.name)
-            for x in links
-            if x.source in known and x.target in known and x.source != x.target
+            StepEdge(source=source, target=target, artifact_id=artifact, name=name)
+            for source, target, artifact, name in links
+            if source in known and target in known and source != target
         )
     )
     return RunGraph(run_id=run_id, steps=steps, edges=edges)
@@ -846,6 +842,8 @@ def compare_runs(db: MetadataStore, run_ids: Sequence[str]) -> RunComparison:
     cache: dict[str, dict[str, str | None]] = {}
     for step in steps:
         cache.setdefault(step.name, dict.fromkeys(ids))[step.run_id] = step.cache_key
+    from conveyor.registry.registry import _data_read
+
     data: dict[str, list[dict[str, Any]]] = {}
     for reader in readers:
         data.setdefault(reader.run_id, [])

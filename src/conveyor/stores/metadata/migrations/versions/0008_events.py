@@ -58,7 +58,6 @@ def upgrade() -> None:
             "ix_event_deliveries_target_status", ["target", "status", "event_seq"], unique=False
         )
 
-
     op.create_table(
         "release_comparisons",
         sa.Column("id", ID, nullable=False),
