@@ -44,7 +44,9 @@ class CodeWatch:
         out = []
         for module in list(sys.modules.values()):
             name = getattr(module, "__file__", None)
-            if not name or not name.endswith(".py"):
+            if not name or not name.endswith(".py") or not os.path.isabs(name):
+                # A relative __file__ (imported through a relative sys.path entry) says
+                # nothing about where the module came from once the directory changed.
                 continue
             path = Path(name).resolve()
             if path.is_relative_to(self._own) or _SKIP_PARTS & set(path.parts):
@@ -57,7 +59,9 @@ class CodeWatch:
         """Watch the project modules loaded now (with their current content)."""
         for path in self._project_files():
             if path not in self._files:
-                self._files[path] = self._state(path)
+                state = self._state(path)
+                if state[2] is not None:  # a module whose file is not there says nothing
+                    self._files[path] = state
 
     @staticmethod
     def _state(path: Path) -> tuple[int, int, str | None]:
