@@ -56,16 +56,20 @@ class Samples:
         self.wall: list[float] = []
         self.cpu: list[float] = []
         self.reported: list[float] = []  # a figure the process printed itself
+        self.reported_cpu: list[float] = []  # and a second one (its CPU time), if printed
 
     def add(self, wall: float, cpu: float, stdout: str = "") -> None:
         self.wall.append(wall)
         self.cpu.append(cpu)
         last = stdout.strip().splitlines()[-1:] if stdout.strip() else []
-        if last:
-            try:
-                self.reported.append(float(last[0]))
-            except ValueError:
-                pass
+        try:
+            figures = [float(x) for x in last[0].split()] if last else []
+        except ValueError:
+            figures = []
+        if figures:
+            self.reported.append(figures[0])
+        if len(figures) > 1:
+            self.reported_cpu.append(figures[1])
 
     def median(self, which: str = "wall") -> float:
         return statistics.median(getattr(self, which))

@@ -70,7 +70,7 @@ def project_with_model() -> Path:
         open_metadata_store(f"sqlite:///{root / 'conveyor.db'}"),
         open_artifact_store(str(root / "artifacts")),
     )
-    registry.register(Model.from_fitted(fitted, X, profile=False), "cold", promote_to="production")
+    registry.register(Model.from_fitted(fitted, X), "cold", promote_to="production")
     return project
 
 

@@ -72,7 +72,7 @@ def direct_xgboost(client, ref: DatasetRef, rounds: int, workers: list[str]) -> 
     )
 
 
-def bench_xgboost(ref: DatasetRef, rounds: int, repeat: int) -> None:
+def bench_xgboost(ref: DatasetRef, warm: DatasetRef, rounds: int, repeat: int) -> None:
     import distributed
 
     results: dict[str, list[float]] = {}
@@ -97,13 +97,15 @@ def bench_xgboost(ref: DatasetRef, rounds: int, repeat: int) -> None:
         def theirs(client=client, workers=workers):  # type: ignore[no-untyped-def]
             direct_xgboost(client, ref, rounds, workers)
 
-        ours()  # warm-up: imports and connections on the workers, for both
-        theirs()
+        # Warm-up on a small dataset: imports and connections on the workers, for both.
+        cd.fit_xgboost(warm, target="label", num_boost_round=2, workers=n, client=client)
+        direct_xgboost(client, warm, 2, workers)
         for _ in range(repeat):
             for name, run in ((f"conveyor-{n}", ours), (f"direct-{n}", theirs)):
                 start = time.perf_counter()
                 run()
                 results.setdefault(name, []).append(time.perf_counter() - start)
+                print(f"    {name}: {results[name][-1]:.2f} s", flush=True)
         client.close()
         cluster.close()
     for name, times in results.items():
@@ -211,6 +213,10 @@ def bench_ddp(repeat: int, batch: int = 256) -> None:
             times[epochs] = time.perf_counter() - start
         conveyor_steps.append((times[4] - times[1]) / 300)
         plain.append(plain_step_time(300, batch))
+        print(
+            f"    conveyor {conveyor_steps[-1] * 1e3:.2f} ms, plain {plain[-1] * 1e3:.2f} ms",
+            flush=True,
+        )
     client.close()
     cluster.close()
     best_c, best_p = min(conveyor_steps), min(plain)
@@ -231,11 +237,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
     store = open_artifact_store(tempfile.mkdtemp(prefix="conveyor-bench-xgb-"))
     ref = DatasetRef.write(make_data(args.rows), partitions=4, artifact_store=store)
-    print(f"XGBoost hist, {args.rows} x {FEATURES}, {args.rounds} rounds, repeat {args.repeat}")
-    bench_xgboost(ref, args.rounds, args.repeat)
+    warm = DatasetRef.write(make_data(20_000), partitions=4, artifact_store=store)
+    print(
+        f"XGBoost hist, {args.rows} x {FEATURES}, {args.rounds} rounds, repeat {args.repeat}",
+        flush=True,
+    )
+    bench_xgboost(ref, warm, args.rounds, args.repeat)
     print("PyTorch DDP (gloo, 2 ranks), MLP 50-256-256-1, batch 256 per rank")
     bench_ddp(args.repeat)
     print(f"load average at end: {os.getloadavg()[0]:.2f}")

@@ -96,20 +96,21 @@ if __name__ == "__main__":
 # A fresh process: import everything the script needs, then time one call.
 FIRST_CONVEYOR = """\
 import time
+from pathlib import Path
 from conveyor.config import load_settings
 from conveyor.execution.orchestrator import run_pipeline
 import mlpipe
-settings = load_settings(root=".")
-start = time.perf_counter()
+settings = load_settings(root=Path("."))
+start, cpu = time.perf_counter(), time.process_time()
 run_pipeline(mlpipe.ml, settings=settings, cache=False)
-print(time.perf_counter() - start)
+print(time.perf_counter() - start, time.process_time() - cpu)
 """
 FIRST_PLAIN = """\
 import time
 import plain
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 plain.ml()
-print(time.perf_counter() - start)
+print(time.perf_counter() - start, time.process_time() - cpu)
 """
 
 
@@ -147,13 +148,14 @@ def main() -> None:
         repeat,
     )
     a, b = first["conveyor run_pipeline"], first["plain functions"]
-    ratio = statistics.median(a.reported) / statistics.median(b.reported)
     print(f"(b) first run in a new process, time of the call after imports, median of {repeat}:")
-    print(
-        f"  conveyor: {statistics.median(a.reported):.3f} s vs plain: "
-        f"{statistics.median(b.reported):.3f} s -> {ratio:.2f}x "
-        f"[target <= 2x: {'met' if ratio <= 2 else 'NOT met'}]"
-    )
+    for which, x, y in (("wall", a.reported, b.reported), ("cpu", a.reported_cpu, b.reported_cpu)):
+        ratio = statistics.median(x) / statistics.median(y)
+        print(
+            f"  {which:6} conveyor: {statistics.median(x):.3f} s vs plain: "
+            f"{statistics.median(y):.3f} s -> {ratio:.2f}x "
+            f"[target <= 2x: {'met' if ratio <= 2 else 'NOT met'}]"
+        )
 
     sys.path.insert(0, str(project))
     from conveyor.config import load_settings
@@ -164,21 +166,26 @@ def main() -> None:
     settings = load_settings(root=project, env={})
     run_pipeline(mlpipe.ml, settings=settings, cache=False)  # the first, cold one
     plain.ml()
-    warm, base = [], []
+    warm: dict[str, list[float]] = {"wall": [], "cpu": []}
+    base: dict[str, list[float]] = {"wall": [], "cpu": []}
     for _ in range(max(repeat, 5)):
-        start = time.perf_counter()
-        run_pipeline(mlpipe.ml, settings=settings, cache=False)
-        warm.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        plain.ml()
-        base.append(time.perf_counter() - start)
-    ratio = statistics.median(warm) / statistics.median(base)
-    print(f"(c) warm runs in one process, median of {len(warm)}:")
-    print(
-        f"  conveyor: {statistics.median(warm) * 1000:.1f} ms vs plain: "
-        f"{statistics.median(base) * 1000:.1f} ms -> {ratio:.2f}x "
-        f"[target <= 1.5x: {'met' if ratio <= 1.5 else 'NOT met'}]"
-    )
+        for fn, out in (
+            (lambda: run_pipeline(mlpipe.ml, settings=settings, cache=False), warm),
+            (plain.ml, base),
+        ):
+            # process_time counts this process only: background artifact writes in
+            # threads are included, other engineers' load is not.
+            start, cpu = time.perf_counter(), time.process_time()
+            fn()
+            out["wall"].append(time.perf_counter() - start)
+            out["cpu"].append(time.process_time() - cpu)
+    print(f"(c) warm runs in one process, median of {len(warm['wall'])}:")
+    for which in ("wall", "cpu"):
+        x, y = statistics.median(warm[which]), statistics.median(base[which])
+        print(
+            f"  {which:6} conveyor: {x * 1000:.1f} ms vs plain: {y * 1000:.1f} ms -> "
+            f"{x / y:.2f}x [target <= 1.5x: {'met' if x / y <= 1.5 else 'NOT met'}]"
+        )
     print(f"after: {load_average()}")
 
 

@@ -127,16 +127,17 @@ class Filled:
     pipelines: tuple[str, ...] = ("train", "broken", "fanout", "checks", "retrain")
 
 
-def fill(settings: Any, root: Path) -> Filled:
-    """Fill the stores of `settings` by running real pipelines (about 10 s)."""
-    from conveyor.cli.demo import ALIAS, MODEL
+def fill(settings: Any, root: Path, *, models: bool = True) -> Filled:
+    """Fill the stores of `settings` by running real pipelines (about 20 s).
+
+    With `models` false the churn model is not trained again (a store made by
+    `conveyor demo` already has it); the monitor then watches the demo's model.
+    """
     from conveyor.data.datasets import register_dataset
     from conveyor.execution.orchestrator import run_pipeline
     from conveyor.monitoring.generator import ChurnGenerator
-    from conveyor.monitoring.monitor import Monitor
     from conveyor.stores.artifacts import open_artifact_store
     from conveyor.stores.metadata import open_metadata_store
-    from conveyor.training.tuning import tune
 
     store = open_metadata_store(settings.db_url)
     artifacts = open_artifact_store(settings.artifact_url)
@@ -155,27 +156,31 @@ def fill(settings: Any, root: Path) -> Filled:
             fanout, {"n": n}, settings=settings, executor="inline"
         ).id
 
-    register_dataset(
-        "customers",
-        generator.batch(ROWS, drift=0.0, index=0),
-        metadata_store=store,
-        artifact_store=artifacts,
-    )
-    register_dataset(
-        "customers",
-        generator.batch(ROWS, drift=1.0, index=1),
-        metadata_store=store,
-        artifact_store=artifacts,
-    )
+    for index, drift in enumerate((0.0, 1.0)):
+        register_dataset(
+            "customers",
+            generator.batch(ROWS, drift=drift, index=index),
+            metadata_store=store,
+            artifact_store=artifacts,
+        )
     filled.runs["checks"] = run_pipeline(checks, {}, settings=settings, raise_on_failure=False).id
 
-    data = root / "fresh.parquet"
-    generator.batch(1000, drift=0.0, index=0).to_parquet(data)
-    filled.runs["retrain0"] = run_pipeline(retrain, {"path": str(data)}, settings=settings).id
-    generator.batch(1000, drift=0.0, index=5).to_parquet(data)
-    filled.runs["retrain1"] = run_pipeline(
-        retrain, {"path": str(data), "seed": 1}, settings=settings
-    ).id
+    if models:
+        data = root / "fresh.parquet"
+        for seed, index in ((0, 0), (1, 5)):
+            generator.batch(1000, drift=0.0, index=index).to_parquet(data)
+            filled.runs[f"retrain{seed}"] = run_pipeline(
+                retrain, {"path": str(data), "seed": seed}, settings=settings
+            ).id
+    _monitor(filled, store, artifacts, generator)
+    _study(filled, store)
+    return filled
+
+
+def _monitor(filled: Filled, store: Any, artifacts: Any, generator: Any) -> None:
+    """Three hourly window reports of churn@production, drifting more each hour."""
+    from conveyor.cli.demo import ALIAS, MODEL
+    from conveyor.monitoring.monitor import Monitor
 
     monitor = Monitor(
         filled.monitor,
@@ -191,6 +196,10 @@ def fill(settings: Any, root: Path) -> Filled:
         start = now - 3600 * (3 - index)
         monitor.run_frame(frame, start=start, end=start + 3600)
 
+
+def _study(filled: Filled, store: Any) -> None:
+    from conveyor.training.tuning import tune
+
     def quadratic(params: dict[str, Any]) -> float:
         offset = 0.0 if params["kind"] == "a" else 0.5
         return float((params["x"] - 1.0) ** 2 + offset)
@@ -204,7 +213,6 @@ def fill(settings: Any, root: Path) -> Filled:
         study_name=filled.study,
         metadata_store=store,
     )
-    return filled
 
 
 @step

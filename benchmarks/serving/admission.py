@@ -1,11 +1,12 @@
 """Cost of request admission (validation and coercion to the signature's types).
 
 Times `Validator.records` on one-row and 64-row bodies of the breast-cancer features (30
-float columns) and of a mixed signature (float, int, text category, bool), best of 9 interleaved rounds. The
-baseline, measured in the same run, is `orjson.loads` of the same body: what every request
-pays before admission. With ``--old FILE`` (a validation.py of another revision, e.g.
-``git show 5fde2a8:src/conveyor/serving/validation.py > /tmp/old.py``) that module's
-Validator is timed too, interleaved, for an A/B of the request path.
+float columns) and of a mixed signature (float, int, text category, bool), best of 9
+interleaved rounds. The baseline, measured in the same run, is `orjson.loads` of the same
+body: what every request pays before admission. With ``--old FILE`` (a validation.py of
+another revision, e.g. ``git show 5fde2a8:src/conveyor/serving/validation.py >
+/tmp/old.py``) that module's Validator is timed too, interleaved, for an A/B of the
+request path.
 
     .venv/bin/python benchmarks/serving/admission.py [--old /tmp/old.py]
 """

@@ -150,9 +150,7 @@ class Client:
         import httpx
 
         try:
-            response = client.request(
-                method, API + path, params=params, json=json, headers=headers
-            )
+            response = client.request(method, API + path, params=params, json=json, headers=headers)
         except httpx.HTTPError as exc:
             raise ServerError(f"Cannot reach the conveyor server at {self.url}: {exc}.") from exc
         if response.status_code >= 400:

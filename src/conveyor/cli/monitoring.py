@@ -200,13 +200,14 @@ def labels_add(
 ) -> None:
     """Store ground truth, joined to predictions by request id, and update the reports of
     the windows it belongs to."""
-    import pandas as pd
+    from conveyor.data.ingest import read_table
 
     monitor = _monitor(ctx, name)
     try:
-        frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
-        count = monitor.add_labels(frame, refresh=False)
-        reports = monitor.refresh_labeled(frame["request_id"].dropna()) if refresh and count else []
+        table = read_table(path)  # the CSV rules of every command (nulls, encoding)
+        count = monitor.add_labels(table, refresh=False)
+        ids = table.column("request_id").drop_null().to_pylist() if refresh and count else []
+        reports = monitor.refresh_labeled(ids) if ids else []
     except Exception as exc:
         common.fail(str(exc))
     console = common.console()

@@ -10,10 +10,13 @@ same order give the same sketch (and the same quantiles, drift scores and verdic
 every process, while the choice still looks random to the data. The rank error bound is
 KLL's (99% confidence, `normalized_rank_error`).
 
-Two cases need no sketching at all and say so with an error of 0: columns of at most
-`EXACT_LIMIT` values keep every value (`is_exact`), so small windows are compared exactly.
+Columns of at most `EXACT_LIMIT` values need no sketching: every value is kept
+(`is_exact`, error 0), so small windows are compared exactly.
 
-Large chunks use the sampler of the KLL paper (section 4): a stratified sample of rate
+A chunk of at least `_BULK` values is compacted on its own before it joins the sketch, as
+a merge tree of blocks of `_BLOCK` values (sorting many short rows at once costs a fraction
+of sorting the chunk); every step is an ordinary KLL compaction. Very large chunks first
+go through the sampler of the KLL paper (section 4): a stratified sample of rate
 2^-j (one value per block of 2^j, at a position drawn from a generator seeded by the
 chunk's own values) goes straight to level j. The sample adds a rank error of at most
 `sampling_rank_error(sample_size)` (99% confidence), which `ColumnProfile` adds to the
@@ -83,7 +86,8 @@ def _splitmix_array(x: np.ndarray) -> np.ndarray:
     x = x + np.uint64(0x9E3779B97F4A7C15)  # uint64 arrays wrap silently, as intended
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    out: np.ndarray = x ^ (x >> np.uint64(31))
+    return out
 
 
 def _capacity(k: int, levels: int, height: int, m: int = _MIN_WIDTH) -> int:
@@ -116,7 +120,7 @@ _BLOCK = 256
 
 
 def _sample(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """A sorted stratified sample of rate 2^-j of `values` and j (at least 1)."""
+    """A stratified sample of rate 2^-j of `values` and j (at least 1)."""
     n = int(values.size)
     shift = max(1, math.floor(math.log2(n / MIN_SAMPLE)))
     step = 1 << shift
@@ -129,7 +133,7 @@ def _sample(values: np.ndarray) -> tuple[np.ndarray, int]:
     picks += np.random.default_rng(seed).integers(0, step, size=blocks, dtype=np.int64)
     if picks[-1] >= n:
         picks = picks[:-1]
-    return np.sort(values[picks]), shift
+    return values[picks], shift
 
 
 class QuantileSketch:

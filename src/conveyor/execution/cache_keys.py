@@ -149,6 +149,7 @@ class KeyBuilder:
         self._steps: dict[int, tuple[Any, _StepPart]] = {}
         self._versions: dict[str, str] = {}
         self._fixed: dict[str, Component] = {}
+        self._last: tuple[str, _StepPart, list[Component]] | None = None
 
     # ------------------------------------------------------------------ components
     def _version(self, distribution: str) -> str:
@@ -265,8 +266,8 @@ class KeyBuilder:
         inputs: Mapping[str, Any],
         materializers: Sequence[str],
         models: Sequence[str] = (),
-    ) -> tuple[str, list[dict[str, Any]]]:
-        """(key, components as JSON) of one invocation.
+    ) -> str:
+        """The cache key of one invocation; `components` gives what went into it.
 
         Args:
             step: The step.
@@ -294,7 +295,18 @@ class KeyBuilder:
             node.append(known)
         lines = "\n".join(sorted(c.line() for c in node))
         key = hashlib.sha256(f"{part.lines}\n\x00{lines}".encode()).hexdigest()
-        return key, [*part.json, *(c.to_json() for c in node)]
+        self._last = (key, part, node)
+        return key
+
+    def components(self, key: str) -> list[dict[str, Any]] | None:
+        """The components (as JSON) of the key `key_for` returned last, else None.
+
+        Built only when asked: a cache hit never needs them.
+        """
+        if self._last is None or self._last[0] != key:
+            return None
+        _, part, node = self._last
+        return [*part.json, *(c.to_json() for c in node)]
 
 
 def _preview_hashes(described: Any) -> str:

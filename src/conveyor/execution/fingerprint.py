@@ -170,13 +170,14 @@ class _Walk:
                 cells.append((name, "<empty cell>"))
         detail = [("code", info.digest)]
         notes = []
-        for label, value in (
-            ("defaults", (fn.__defaults__, fn.__kwdefaults__)),
-            ("closure", tuple(cells)),
-            ("attributes", dict(vars(fn))),
-        ):
-            if value in ((None, None), (), {}):
-                continue
+        parts: list[tuple[str, Any]] = []
+        if fn.__defaults__ is not None or fn.__kwdefaults__ is not None:
+            parts.append(("defaults", (fn.__defaults__, fn.__kwdefaults__)))
+        if cells:
+            parts.append(("closure", tuple(cells)))
+        if vars(fn):
+            parts.append(("attributes", dict(vars(fn))))
+        for label, value in parts:
             digest, note = self._value_digest(value, home, f"the {label} of `{fn.__qualname__}`")
             detail.append((label, digest))
             if note:
@@ -318,6 +319,7 @@ class _Walk:
                 _combine(*(f"{k}={v}" for k, v in detail)),
                 self.scope.where(getattr(module, "__file__", None)),
                 "; ".join(notes),
+                detail=tuple(detail),
             ),
             cls,
         )

@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
-import sysconfig
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_LIBRARY_ROOTS = tuple(
-    sorted(
-        {
-            os.path.realpath(p)
-            for p in (
-                sysconfig.get_paths()["stdlib"],
-                sysconfig.get_paths()["platstdlib"],
-                sysconfig.get_paths()["purelib"],
-                sysconfig.get_paths()["platlib"],
-                sys.prefix,
-                sys.base_prefix,
-            )
-            if p
-        }
+
+@functools.cache
+def _library_roots() -> tuple[str, ...]:
+    """The interpreter's library folders (not its whole prefix: projects often live under
+    /usr/src or /opt next to it)."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    return tuple(
+        sorted(
+            {
+                os.path.realpath(p)
+                for key in ("stdlib", "platstdlib", "purelib", "platlib")
+                if (p := paths.get(key))
+            }
+        )
     )
-)
+
+
 _PROJECT_FILES: dict[tuple[str, str], bool] = {}
 _WHERE: dict[tuple[str, str], str] = {}
 
@@ -133,7 +136,7 @@ class ProjectScope:
             elif resolved.startswith(self.root + os.sep):
                 known = True
             else:
-                known = not any(resolved.startswith(lib + os.sep) for lib in _LIBRARY_ROOTS)
+                known = not any(resolved.startswith(lib + os.sep) for lib in _library_roots())
             _PROJECT_FILES[key] = known
         return known
 

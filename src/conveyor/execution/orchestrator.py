@@ -146,7 +146,6 @@ class _Execution:
         self.on_event = on_event
         self.registry = default_registry()
         self.keys = KeyBuilder(settings, pipeline_module)
-        self.key_components: dict[str, list[dict[str, Any]]] = {}
         self.root = str(settings.root)
         self.nodes: dict[str, Node] = dict(plan.nodes)
         self.downstream = plan.downstream()
@@ -214,15 +213,13 @@ class _Execution:
             if step.settings.models
             else []
         )
-        key, components = self.keys.key_for(
+        return self.keys.key_for(
             step,
             node.params,
             {k: self._describe(v) for k, v in inputs.items()},
             versions,
             models=models,
         )
-        self.key_components[key] = components
-        return key
 
     # ------------------------------------------------------------------ scheduling
     def start(self) -> None:
@@ -301,7 +298,7 @@ class _Execution:
                         "attempts": 1,
                         "started_at": now,
                         "cache_key": key,
-                        "cache_components": self.key_components.pop(key, None),
+                        "cache_components": self.keys.components(key),
                         "params": _json_params(node.params),
                     }
                 ]

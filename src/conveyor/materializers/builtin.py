@@ -1,4 +1,4 @@
-"""Built-in materializers: JSON, numpy, tables (Parquet), scikit-learn (skops), cloudpickle."""
+"""Built-in materializers: JSON, numpy, tables (Parquet), scikit-learn, cloudpickle."""
 
 from __future__ import annotations
 
@@ -218,7 +218,14 @@ def load_skops(
 
 
 class JoblibMaterializer:
-    """Fallback for estimators skops cannot represent; loads only from our own store."""
+    """scikit-learn estimators passed between steps, stored with joblib.
+
+    Loads only bytes of our own artifact store: their sha256 is recorded in the artifact's
+    database row and checked on every read, so nothing under the artifact folder alone
+    chooses what runs (the database row does, as for every materializer). skops is kept
+    for files from outside (registered models go through the flavors, which use skops):
+    importing ``skops.io`` imports every scikit-learn package, seconds per process.
+    """
 
     name = "sklearn.joblib"
     version = "1"
@@ -357,8 +364,10 @@ def install(registry: MaterializerRegistry) -> None:
     registry.register("pyarrow.lib.Table", ArrowMaterializer())
     registry.register("polars.dataframe.frame.DataFrame", PolarsMaterializer())
     sklearn_m = SklearnMaterializer()
-    registry.register("sklearn.base.BaseEstimator", sklearn_m)
-    registry.register(JoblibMaterializer.name, sklearn_m.fallback)
+    # Estimators between steps: joblib (see JoblibMaterializer); artifacts written with
+    # skops still load by their recorded name.
+    registry.register("sklearn.base.BaseEstimator", sklearn_m.fallback)
+    registry.register(SklearnMaterializer.name, sklearn_m)
     registry.self_serializing = SelfSerializingMaterializer()
     registry.register(SelfSerializingMaterializer.name, registry.self_serializing)
     registry.set_fallback(CloudpickleMaterializer())

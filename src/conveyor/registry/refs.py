@@ -67,6 +67,7 @@ class ModelVersion:
             "step_run_id": self.step_run_id,
             "created_by": self.created_by,
             "created_at": self.created_at,
+            "trusted_types": list(self.trusted_types),
         }
 
 

@@ -466,6 +466,7 @@ class Validator:
                                 np.isfinite(arr) & (np.floor(arr) != arr),
                                 f"column {rule.name!r} is not an integer",
                             )
+                        note(_outside_int64(arr), f"column {rule.name!r} is outside int64")
                     else:
                         note(np.isinf(arr), f"column {rule.name!r} is infinite")
                 coerced[rule.name] = arr
@@ -485,7 +486,9 @@ class Validator:
                     with np.errstate(invalid="ignore"):
                         fractional = np.isfinite(arr) & (np.floor(arr) != arr)
                     note(fractional, f"column {rule.name!r} is not an integer")
-                    if not null.any() and not bad.any() and not fractional.any():
+                    outside = _outside_int64(arr)
+                    note(outside, f"column {rule.name!r} is outside int64")
+                    if not (null.any() or bad.any() or fractional.any() or outside.any()):
                         arr = arr.astype("int64")
                 else:
                     note(np.isinf(arr), f"column {rule.name!r} is infinite")
@@ -511,6 +514,14 @@ class Validator:
         if as_is:
             return frame[list(self.names)], reasons
         return pd.DataFrame(coerced, index=frame.index), reasons
+
+
+def _outside_int64(arr: np.ndarray) -> np.ndarray:
+    """Rows of a float array that no int64 holds (inf included; NaN is not outside)."""
+    import numpy as np
+
+    with np.errstate(invalid="ignore"):
+        return ~np.isnan(arr) & ~((arr >= -(2.0**63)) & (arr < 2.0**63))  # type: ignore[no-any-return]
 
 
 def build_frame(rules: Sequence[ColumnRule], columns: Mapping[str, list[Any]]) -> pd.DataFrame:

@@ -202,7 +202,7 @@ class Model:
         self.flavor = flavor
         self.obj = obj
         self.signature = signature
-        self.profile = profile
+        self._profile = profile
         self.metrics: dict[str, float] = {k: float(v) for k, v in (metrics or {}).items()}
         self.library_versions: dict[str, str] = dict(library_versions or {})
         self.target = target
@@ -265,6 +265,25 @@ class Model:
             library_versions=_versions(flavor.module, obj),
             target=target,
         )
+
+    @property
+    def profile(self) -> Any:
+        """The training data Profile, or None.
+
+        A loaded model keeps the Profile's bytes and decodes them on first use, so loading a
+        model to predict does not import what profiles need (pyarrow, the sketches).
+        """
+        # Models pickled before this was a property (serving caches) hold `profile`.
+        value = self.__dict__.get("_profile", self.__dict__.get("profile"))
+        if isinstance(value, bytes):
+            profile_cls = _profile_class()
+            if profile_cls is not None:
+                value = self._profile = profile_cls.from_bytes(value)
+        return value
+
+    @profile.setter
+    def profile(self, value: Any) -> None:
+        self._profile = value
 
     # ------------------------------------------------------------------ predicting
     def _frame(self, X: Any) -> pd.DataFrame:
@@ -351,11 +370,12 @@ class Model:
         return buffer.getvalue()
 
     def _profile_bytes(self) -> bytes | None:
-        if self.profile is None:
+        value = self.__dict__.get("_profile", self.__dict__.get("profile"))
+        if value is None:
             return None
-        if isinstance(self.profile, bytes):
-            return self.profile
-        return bytes(self.profile.to_bytes())
+        if isinstance(value, bytes):
+            return value
+        return bytes(value.to_bytes())
 
     def trusted_types(self) -> list[str]:
         """The code names (types, classes) this model's bytes need beyond the allow-list.
@@ -428,15 +448,11 @@ class Model:
         obj = flavor.load(payload, meta, frozenset(trusted))
         # After loading: the components' modules are imported by now, so no lookup is slow.
         _check_component_versions(trained, flavor.module)
-        profile: Any = profile_bytes
-        profile_cls = _profile_class()
-        if profile_bytes is not None and profile_cls is not None:
-            profile = profile_cls.from_bytes(profile_bytes)
         return cls(
             flavor=flavor.name,
             obj=obj,
             signature=Signature.from_dict(header["signature"]),
-            profile=profile,
+            profile=profile_bytes,  # decoded on first use of `profile`
             metrics=header.get("metrics"),
             library_versions=trained,
             target=header.get("target"),

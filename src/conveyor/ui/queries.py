@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from conveyor.api.queries._page import reading
 from conveyor.stores.metadata import tables as t
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ def run_statuses(db: MetadataStore, run_ids: Sequence[str]) -> dict[str, str]:
     ids = [i for i in dict.fromkeys(run_ids) if i][:MAX_STATUS_IDS]
     if not ids:
         return {}
-    with db.engine.connect() as c:
+    with reading(db) as c:
         return {
             row.id: row.status
             for row in c.execute(
@@ -85,7 +86,7 @@ def cache_explanation(db: MetadataStore, step_run_id: str) -> CacheExplanation |
     Returns None when the step run has no cache key or the store has no components for it
     (runs recorded before components were stored). Four queries whatever the key's size.
     """
-    with db.engine.connect() as c:
+    with reading(db) as c:
         row = (
             c.execute(sa.select(t.step_runs).where(t.step_runs.c.id == step_run_id))
             .mappings()
@@ -140,7 +141,7 @@ def events_for_reports(db: MetadataStore, report_ids: Sequence[str]) -> list[Tri
         .order_by(e.c.created_at.desc(), e.c.id.desc())
         .limit(MAX_STATUS_IDS)
     )
-    with db.engine.connect() as c:
+    with reading(db) as c:
         rows = c.execute(query).all()
     return [
         TriggerEvent(

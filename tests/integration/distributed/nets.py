@@ -45,7 +45,7 @@ class RecordingLoop:
         self.stall_after = stall_after
 
     def __call__(self, model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        from conveyor.training.distributed._torch import current_rank
+        from conveyor.training.distributed import current_rank
 
         info = current_rank()
         assert info is not None

@@ -56,6 +56,7 @@ def test_replicas_hold_identical_weights_at_every_step_and_converge(
         client=client,
         checkpoint_every=25,
     )
+    assert result.restarts == 0, result.failures
     seen = digests(folder)
     # 1000 rows per rank, 50 per batch: 20 steps per epoch on each rank.
     assert len(seen[0]) == len(seen[1]) == 80 == result.steps

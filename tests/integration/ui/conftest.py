@@ -42,7 +42,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
     """Poll `url` until it answers 200, the process dies, or the deadline passes."""
     deadline = time.monotonic() + timeout
     with httpx.Client(timeout=5) as client:
@@ -108,12 +108,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         check=False,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=900,
         env={**os.environ, "CONVEYOR_DB_URL": "", "CONVEYOR_ARTIFACT_URL": ""},
     )
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     settings = make_settings(root)
-    filled = fill(settings, root)
+    filled = fill(settings, root, models=False)
     port = free_port()
     server = start([CONVEYOR, "ui", "--port", str(port)], root)
     url = f"http://127.0.0.1:{port}"
@@ -143,12 +143,17 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    """A fresh page that records script errors and failed requests."""
+    """A fresh page that records script errors and every response of 400 or more (the
+    page's own loads and each resource it pulls in)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     tab = context.new_page()
     tab.errors = []
     tab.on("pageerror", lambda exc: tab.errors.append(str(exc)))
     tab.on("console", lambda msg: tab.errors.append(msg.text) if msg.type == "error" else None)
+    tab.on(
+        "response",
+        lambda r: tab.errors.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+    )
     try:
         yield tab
     finally:

@@ -57,7 +57,7 @@ def main(out: Path) -> None:
             capture_output=True,
         )
         settings = make_settings(root)
-        site = Site("", root, fill(settings, root), settings)
+        site = Site("", root, fill(settings, root, models=False), settings)
         port = free_port()
         server = start([CONVEYOR, "ui", "--port", str(port)], root)
         site.url = f"http://127.0.0.1:{port}"

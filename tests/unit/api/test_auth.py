@@ -216,3 +216,24 @@ def test_csrf_field_renders_the_principals_token(registered, tokens: AuthConfig)
     field = call(app, "GET", "/form-probe", headers=admin).json()["field"]
     token = call(app, "GET", "/api/v1/csrf", headers=admin).json()["csrf_token"]
     assert field == f'<input type="hidden" name="csrf_token" value="{token}">'
+
+
+def test_a_browser_without_a_session_is_sent_to_sign_in(registered, tokens: AuthConfig) -> None:
+    from fastapi import Depends
+
+    from conveyor.api.auth import require_viewer
+
+    app = create_api_app(registered, tokens)
+
+    @app.get("/page-probe", dependencies=[Depends(require_viewer)])
+    def page() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    browser = {"Accept": "text/html,application/xhtml+xml"}
+    response = call(app, "GET", "/page-probe?x=1", headers=browser)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=%2Fpage-probe%3Fx%3D1"
+    form = call(app, "GET", "/login", params={"next": "/page-probe"})
+    assert form.status_code == 200 and 'name="token"' in form.text
+    # Programs get a JSON 401 instead of a redirect.
+    assert call(app, "GET", "/page-probe").status_code == 401

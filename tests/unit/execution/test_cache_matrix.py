@@ -97,7 +97,6 @@ def test_code_change_on_the_processes_executor(make_project: MakeProject, case_i
 
 @pytest.fixture(scope="module")
 def dask_cluster() -> Iterator[Any]:
-    pytest.importorskip("distributed")
     from conveyor.execution.dask import DaskExecutor
 
     executor = DaskExecutor(n_workers=2)

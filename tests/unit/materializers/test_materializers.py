@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -70,13 +72,46 @@ def test_arrow_and_polars_tables() -> None:
     assert name == "polars.parquet" and loaded.equals(frame)
 
 
-def test_sklearn_pipeline_through_skops_predicts_identically() -> None:
+def test_sklearn_estimators_between_steps_use_joblib_and_predict_identically() -> None:
     x, y = load_iris(return_X_y=True)
     model = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=5, random_state=0))
     model.fit(x, y)
     name, loaded, summary = round_trip(model)
-    assert name == "sklearn.skops"
+    assert name == "sklearn.joblib"
     assert summary["estimator"].endswith("Pipeline")
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    # The same fitted object gives the same bytes, so its content hash is stable.
+    assert default_registry().dump(model)[1] == default_registry().dump(model)[1]
+
+
+@pytest.mark.slow
+def test_storing_and_loading_an_estimator_does_not_import_skops() -> None:
+    # importing skops.io imports every scikit-learn package: seconds on each `conveyor run`
+    code = (
+        "import sys\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from conveyor.materializers.base import default_registry\n"
+        "registry = default_registry()\n"
+        "m, data, summary = registry.dump(LogisticRegression().fit([[0], [1]], [0, 1]))\n"
+        "registry.by_name(m.name).load(data, summary)\n"
+        "print(sorted(n for n in ('skops', 'sklearn.ensemble') if n in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_sklearn_pipeline_through_skops_predicts_identically() -> None:
+    # Artifacts written with skops (before joblib became the default) still load by name.
+    x, y = load_iris(return_X_y=True)
+    model = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=5, random_state=0))
+    model.fit(x, y)
+    skops_m = default_registry().by_name("sklearn.skops")
+    data = skops_m.save(model)
+    summary = skops_m.summary(model, data)
+    assert summary["estimator"].endswith("Pipeline")
+    loaded = skops_m.load(data, summary)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
 
@@ -88,15 +123,16 @@ def test_skops_artifact_with_unrecorded_types_is_refused() -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    registry = default_registry()
+    materializer = default_registry().by_name("sklearn.skops")
     x, y = load_iris(return_X_y=True)
     model = make_pipeline(FunctionTransformer(_halve), RandomForestClassifier(n_estimators=2))
-    materializer, data, summary = registry.dump(model.fit(x, y))
+    data = materializer.save(model.fit(x, y))
+    summary = materializer.summary(model, data)
     assert f"{__name__}._halve" in summary["skops_trusted"]
-    loaded = registry.by_name(materializer.name).load(data, summary)
+    loaded = materializer.load(data, summary)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
     with pytest.raises(MaterializerError, match="Refusing to load"):
-        registry.by_name(materializer.name).load(data, {**summary, "skops_trusted": []})
+        materializer.load(data, {**summary, "skops_trusted": []})
 
 
 class Opaque:

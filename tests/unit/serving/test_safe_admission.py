@@ -291,3 +291,18 @@ def test_the_stream_scorer_logs_every_row_when_a_message_sends_a_number_code(
     assert scorer.predlog.dropped_rows == 0 and scorer.predlog.rejected_rows == 0
     table = _logged(store, "predictions/plans/")  # type: ignore[arg-type]
     assert len(table) == 50 and set(map(type, table["plan"])) == {str}
+
+
+def test_batch_frames_reject_int_values_outside_int64_instead_of_wrapping() -> None:
+    from conveyor.serving.validation import ColumnRule, Validator
+
+    validator = Validator([ColumnRule("seats", "int")])
+    floats = pd.DataFrame({"seats": [3.0, 1e300, float("inf"), -1e19, 7.0]})
+    coerced, reasons = validator.frame(floats)
+    assert [r is None for r in reasons] == [True, False, False, False, True]
+    assert "outside int64" in reasons[1]
+    texts = pd.DataFrame({"seats": ["3", "9223372036854775808", "1e300", "4"]})
+    coerced, reasons = validator.frame(texts)
+    assert [r is None for r in reasons] == [True, False, False, True]
+    good = coerced["seats"].to_numpy()[[0, 3]]
+    assert good.tolist() == [3, 4]

@@ -13,6 +13,7 @@ def test_public_names_are_pinned() -> None:
         "DDPResult",
         "DatasetRef",
         "RankInfo",
+        "current_rank",
         "fit_lightgbm",
         "fit_xgboost",
         "partition_dataset",

@@ -199,3 +199,37 @@ def test_types_beyond_the_allow_list_load_only_when_the_caller_trusts_them(cance
 def test_garbage_bytes_are_not_a_model() -> None:
     with pytest.raises(ModelError, match="not a conveyor model"):
         Model.from_bytes(b"hello")
+
+
+def test_a_loaded_models_profile_decodes_on_first_use(cancer) -> None:
+    X, y = cancer
+    model = Model.from_fitted(_pipeline(X, y), X)
+    data = model.to_bytes()
+    loaded = Model.from_bytes(data)
+    assert loaded.profile.row_count == model.profile.row_count == len(X)
+    assert loaded.profile.to_bytes() == model.profile.to_bytes()
+    assert loaded.to_bytes() == data
+
+
+@pytest.mark.slow
+def test_loading_a_model_to_predict_does_not_import_the_profile_code(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    model = Model.from_fitted(make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y), X)
+    path = tmp_path / "model.zip"
+    path.write_bytes(model.to_bytes())
+    script = (
+        "import sys\nfrom pathlib import Path\nimport pandas as pd\n"
+        "from conveyor.training.model import Model\n"
+        f"m = Model.from_bytes(Path({str(path)!r}).read_bytes())\n"
+        "m.predict(pd.DataFrame([[0.0] * 30], columns=m.signature.names))\n"
+        "before = 'conveyor.data.profile' in sys.modules\n"
+        "print(before, m.profile.row_count)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", str(len(X))]

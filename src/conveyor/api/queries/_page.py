@@ -102,6 +102,11 @@ def _after_condition(
     forward: bool,
 ) -> sa.ColumnElement[bool]:
     """Rows strictly after (forward) or before the tuple `values` in the given order."""
+    if len(set(descending)) == 1:
+        # One direction for every column: a row-value comparison, which both SQLite and
+        # PostgreSQL turn into one index range (the OR form below defeats PostgreSQL's).
+        left, right = sa.tuple_(*columns), sa.tuple_(*[sa.literal(v) for v in values])
+        return left < right if descending[0] == forward else left > right
     clauses: list[sa.ColumnElement[bool]] = []
     for i, (column, desc) in enumerate(zip(columns, descending, strict=True)):
         later = (column < values[i]) if desc == forward else (column > values[i])

@@ -21,12 +21,14 @@ _EXPORTS: dict[str, str] = {
     "run_ddp": "conveyor.training.distributed._torch",
     "DDPResult": "conveyor.training.distributed._torch",
     "RankInfo": "conveyor.training.distributed._torch",
+    "current_rank": "conveyor.training.distributed._torch",
 }
 
 __all__ = [
     "DDPResult",
     "DatasetRef",
     "RankInfo",
+    "current_rank",
     "fit_lightgbm",
     "fit_xgboost",
     "partition_dataset",
@@ -37,7 +39,13 @@ __all__ = [
 if TYPE_CHECKING:
     from conveyor.data.partitioned import DatasetRef, partition_dataset
     from conveyor.training.distributed._boosting import fit_lightgbm, fit_xgboost
-    from conveyor.training.distributed._torch import DDPResult, RankInfo, run_ddp, torch_ddp
+    from conveyor.training.distributed._torch import (
+        DDPResult,
+        RankInfo,
+        current_rank,
+        run_ddp,
+        torch_ddp,
+    )
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

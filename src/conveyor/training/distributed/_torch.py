@@ -55,7 +55,7 @@ class TrainLoopError(ModelError):
 
 @dataclass(frozen=True)
 class RankInfo:
-    """Where a rank runs: passed to nothing, readable with `current_rank` in train_loop."""
+    """Where a rank runs, as `current_rank` tells it inside train_loop."""
 
     rank: int
     world_size: int

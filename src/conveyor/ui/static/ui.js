@@ -1,6 +1,7 @@
 // Progressive enhancement only: every page works without this file.
-// Rows of running runs carry data-run-status="running"; their status cell refreshes from
-// the JSON API until they finish, then the page reloads once to show the final values.
+// Elements of running runs carry data-run-status="running"; their .run-status badge is
+// refreshed from /runs/status.json until they finish. A run's own page (body attribute
+// data-reload-when-done) then reloads once to show the final values.
 (function () {
   "use strict";
   var rows = document.querySelectorAll("[data-run-id][data-run-status='running']");

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 def register_pages(app: FastAPI, settings: Settings, auth: AuthConfig) -> None:
     """Add every page route to `app` (GET pages for viewers, POST actions for admins)."""
     from fastapi import APIRouter, Depends
-    from starlette.responses import RedirectResponse
+    from starlette.responses import RedirectResponse, Response
 
     from conveyor.api.auth import require_viewer
     from conveyor.ui.views import datasets, lineage, models, monitoring, runs, tuning
@@ -28,7 +28,12 @@ def register_pages(app: FastAPI, settings: Settings, auth: AuthConfig) -> None:
     def home() -> RedirectResponse:
         return RedirectResponse("/runs", status_code=302)
 
+    def favicon() -> Response:
+        # Standalone pages (window reports, model cards) make browsers ask for one.
+        return Response(status_code=204)
+
     router.add_api_route("/", home, methods=["GET"])
+    app.add_api_route("/favicon.ico", favicon, methods=["GET"], include_in_schema=False)
     for module in (runs, lineage, datasets, models, monitoring, tuning):
         module.add_routes(ui, router)
     app.include_router(router)

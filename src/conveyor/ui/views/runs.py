@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from conveyor.api.queries import artifacts as aq
 from conveyor.api.queries import runs as q
 from conveyor.ui import queries as uq
 from conveyor.ui.svg import GraphEdge, GraphNode, TimelineBar, layered_graph, line_chart, timeline
@@ -22,6 +23,7 @@ MAX_METRIC_COLUMNS = 8
 MAX_PARAM_COLUMNS = 8
 MAX_CURVES = 12
 STEPS_PER_PAGE = 200
+MAX_OUTPUTS = 100
 
 
 def _tag_filter(raw: str | None) -> dict[str, str]:
@@ -137,7 +139,7 @@ def run_page(ui: UI, request: Request, run_id: str) -> Response:
         after=request.query_params.get("after") or None,
         limit=STEPS_PER_PAGE,
     )
-    outputs = ui.store.artifacts_of_run(run.id) if len(graph.steps) <= MAX_DAG_STEPS else []
+    outputs = aq.list_artifacts(ui.store, run_id=run.id, limit=MAX_OUTPUTS).items
     return ui.render(
         request,
         "run.html",
@@ -152,6 +154,7 @@ def run_page(ui: UI, request: Request, run_id: str) -> Response:
         steps=steps,
         step_count=len(graph.steps),
         outputs=outputs,
+        max_outputs=MAX_OUTPUTS,
         reload_when_done=run.status == "running",
     )
 
