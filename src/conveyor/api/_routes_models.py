@@ -26,6 +26,9 @@ class PromoteBody(BaseModel):
     version: int = Field(ge=1)
     alias: str = Field(min_length=1, max_length=64)
     reason: str | None = Field(default=None, max_length=2000)
+    force: bool = Field(
+        default=False, description="Promote even a version its gate refused for this alias."
+    )
 
 
 class RollbackBody(BaseModel):
@@ -135,6 +138,7 @@ def promote(
         body.alias,
         actor=principal.name,
         reason=body.reason,
+        force=body.force,
     )
     return json_response({"moved": event is not None, "event": event})
 

@@ -67,6 +67,8 @@ def main(out: Path) -> None:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 tab = browser.new_page(viewport={"width": 1200, "height": 760})
+                # The runs list as a leaderboard: one pipeline, sorted by a metric.
+                kinds["runs"] = "/runs?pipeline=train&sort=-metric%3Aaccuracy"
                 for kind, name in SHOTS.items():
                     tab.goto(site.url + kinds[kind])
                     tab.screenshot(path=str(out / f"{name}.png"))

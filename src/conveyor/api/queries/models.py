@@ -391,18 +391,21 @@ def promote(
     *,
     actor: str,
     reason: str | None = None,
+    force: bool = False,
 ) -> AuditEntry | None:
     """Point `name@alias` at `version`, recorded in the audit log under `actor`.
 
     Returns None when the alias already points there (nothing recorded).
 
     Raises:
-        ModelError: an invalid alias.
+        ModelError: an invalid alias, or a version its gate refused without `force`.
         NotFoundError: no such model or version.
     """
     from conveyor.registry.registry import Registry
 
-    event = Registry(db, artifacts).promote(name, version, alias, reason=reason, actor=actor)
+    event = Registry(db, artifacts).promote(
+        name, version, alias, reason=reason, actor=actor, force=force
+    )
     return None if event is None else _entry(event)
 
 

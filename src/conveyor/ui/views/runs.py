@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -79,11 +80,13 @@ def run_statuses(ui: UI, request: Request) -> Response:
     return JSONResponse({"statuses": uq.run_statuses(ui.store, ids)})
 
 
-def _bars(graph: q.RunGraph, origin: float | None, run_id: str) -> list[TimelineBar]:
-    starts = [s.started_at for s in graph.steps if s.started_at is not None]
+def _bars(
+    steps: Sequence[q.StepRunSummary], origin: float | None, run_id: str
+) -> list[TimelineBar]:
+    starts = [s.started_at for s in steps if s.started_at is not None]
     base = origin if origin is not None else (min(starts) if starts else 0.0)
     bars = []
-    for s in graph.steps:
+    for s in steps:
         if s.started_at is None:
             continue
         end = s.ended_at if s.ended_at is not None else s.started_at + (s.duration or 0.0)
@@ -103,12 +106,16 @@ def _bars(graph: q.RunGraph, origin: float | None, run_id: str) -> list[Timeline
 def run_page(ui: UI, request: Request, run_id: str) -> Response:
     detail = q.get_run(ui.store, run_id)
     run = detail.run
-    graph = q.run_graph(ui.store, run.id)
-    bars = _bars(graph, run.started_at, run.id)
-    many = len(graph.steps) > MAX_DAG_STEPS
+    total = sum(detail.step_counts.values())
+    many = total > MAX_DAG_STEPS
     if many:
+        # A timeline needs no edges: one query for the steps, none for the artifact links.
+        steps = q.list_step_runs(ui.store, run.id, limit=q.MAX_STEPS_PAGE).items
+        bars = _bars(steps, run.started_at, run.id)
         drawing = timeline(bars, lane_height=10, label=f"timeline of run {run.id}")
     else:
+        graph = q.run_graph(ui.store, run.id)
+        bars = _bars(graph.steps, run.started_at, run.id)
         drawing = layered_graph(
             [
                 GraphNode(
@@ -132,7 +139,7 @@ def run_page(ui: UI, request: Request, run_id: str) -> Response:
     for key, points in list(curves.items())[:MAX_CURVES]:
         xy = [(float(p.step if p.step is not None else i), p.value) for i, p in enumerate(points)]
         charts.append((key, markup(line_chart({key: xy}, label=f"metric {key}"))))
-    steps = q.list_step_runs(
+    page = q.list_step_runs(
         ui.store,
         run.id,
         before=request.query_params.get("before") or None,
@@ -151,8 +158,8 @@ def run_page(ui: UI, request: Request, run_id: str) -> Response:
         many=many,
         strip=markup(strip),
         charts=charts,
-        steps=steps,
-        step_count=len(graph.steps),
+        steps=page,
+        step_count=total,
         outputs=outputs,
         max_outputs=MAX_OUTPUTS,
         reload_when_done=run.status == "running",
