@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 
@@ -30,7 +31,7 @@ from conveyor.stores.metadata import tables_events as te
 from conveyor.stores.metadata.events import Event, event_from_row
 
 if TYPE_CHECKING:
-    import httpx
+    import http.client
 
     from conveyor.events.targets import NotifyTarget
 
@@ -156,9 +157,12 @@ class Deliverer:
         self.concurrency = concurrency
         self.batch = batch
         self.clock = clock
-        self._client: httpx.Client | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
+        # Keep-alive connections, one per sending thread and receiver.
+        self._local = threading.local()
+        self._opened: list[http.client.HTTPConnection] = []
+        self._opened_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> Deliverer:
@@ -171,22 +175,76 @@ class Deliverer:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.close()
 
     def stop(self) -> None:
         """Ask `run` to return after its current pass."""
         self._stop.set()
 
-    def _http(self) -> httpx.Client:
-        if self._client is None:
-            import httpx
-
-            limits = httpx.Limits(max_connections=self.concurrency * 2)
-            self._client = httpx.Client(limits=limits, follow_redirects=False)
+    def _workers(self) -> ThreadPoolExecutor:
+        if self._pool is None:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="conveyor-notify")
-        return self._client
+        return self._pool
+
+    def _connection(self, target: NotifyTarget, fresh: bool) -> http.client.HTTPConnection:
+        import http.client
+
+        cache: dict[tuple[str, float], http.client.HTTPConnection] = (
+            self._local.__dict__.setdefault("connections", {})
+        )
+        key = (target.url, target.timeout)
+        connection = cache.get(key)
+        if connection is not None and not fresh:
+            return connection
+        if connection is not None:
+            connection.close()
+        parts = urlsplit(target.url)
+        if parts.scheme == "https":
+            import ssl
+
+            connection = http.client.HTTPSConnection(
+                parts.hostname or "",
+                parts.port,
+                timeout=target.timeout,
+                context=ssl.create_default_context(),
+            )
+        else:
+            connection = http.client.HTTPConnection(
+                parts.hostname or "", parts.port, timeout=target.timeout
+            )
+        cache[key] = connection
+        with self._opened_lock:
+            self._opened.append(connection)
+        return connection
+
+    def _post(self, target: NotifyTarget, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+        """POST `body` on a kept-alive connection; a stale one is replaced once."""
+        import http.client
+
+        parts = urlsplit(target.url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if parts.username is not None:
+            import base64
+
+            raw = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+        for attempt in (0, 1):
+            connection = self._connection(target, fresh=attempt == 1)
+            try:
+                connection.request("POST", path, body=body, headers=headers)
+                answer = connection.getresponse()
+                text = answer.read().decode("utf-8", "replace")
+                if answer.will_close:
+                    connection.close()
+                return answer.status, text
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                connection.close()
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ passes
     def register_targets(self) -> None:
@@ -222,7 +280,7 @@ class Deliverer:
             return [event_from_row(row) for row in c.execute(query)]
 
     def _send(self, target: NotifyTarget, event: Event, secret: str | None) -> _Outcome:
-        import httpx
+        import http.client
 
         body = body_for(event, target.format)
         headers = {
@@ -234,16 +292,13 @@ class Deliverer:
         if secret is not None:
             headers[SIGNATURE_HEADER] = sign(secret, body, int(self.clock()))
         try:
-            answer = self._http().post(
-                target.url, content=body, headers=headers, timeout=target.timeout
-            )
-        except httpx.HTTPError as exc:
+            code, text = self._post(target, body, headers)
+        except (OSError, http.client.HTTPException) as exc:
             return _Outcome(event.seq, False, False, None, f"{type(exc).__name__}: {exc}")
-        code = answer.status_code
         if 200 <= code < 300:
             return _Outcome(event.seq, True, True, code, None)
         final = 400 <= code < 500 and code not in _RETRYABLE
-        return _Outcome(event.seq, False, final, code, f"HTTP {code}: {answer.text[:200]}")
+        return _Outcome(event.seq, False, final, code, f"HTTP {code}: {text[:200]}")
 
     def _record(self, target: NotifyTarget, outcomes: Sequence[_Outcome]) -> DrainResult:
         result = DrainResult()
@@ -315,10 +370,8 @@ class Deliverer:
                 due = self._due(target, self.clock())
                 if not due:
                     break
-                self._http()
-                assert self._pool is not None
                 outcomes = list(
-                    self._pool.map(self._send, [target] * len(due), due, [secret] * len(due))
+                    self._workers().map(self._send, [target] * len(due), due, [secret] * len(due))
                 )
                 result = self._record(target, outcomes)
                 total.delivered += result.delivered

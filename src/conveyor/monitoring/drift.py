@@ -300,16 +300,20 @@ def _psi(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.sum((q - p) * np.log(q / p)))
 
 
+def _support(column: ColumnProfile, grid: int) -> list[float]:
+    """Every value of an exact column, else its quantiles at `grid` + 1 even ranks."""
+    if column.quantile_error == 0:
+        size = max(column.finite_count, 1)
+        return column.quantiles(_floats((np.arange(size) + 0.5) / size))
+    return column.quantiles(_floats(np.linspace(0.0, 1.0, grid + 1)))
+
+
 def _numeric(
     name: str, ref: ColumnProfile, cur: ColumnProfile, options: DriftOptions
 ) -> FeatureDrift:
-    if ref.quantile_error == 0 and cur.quantile_error == 0:
-        # Both sides hold every value: compare on all of them, so KS is the exact statistic.
-        size = max(ref.finite_count, cur.finite_count, 1)
-        ranks = _floats((np.arange(size) + 0.5) / size)
-    else:
-        ranks = _floats(np.linspace(0.0, 1.0, options.grid + 1))
-    points = np.unique(_arr(ref.quantiles(ranks) + cur.quantiles(ranks)))
+    # A side that holds every value (a small window) is compared on all of its values, the
+    # other on its quantile grid; when both are exact, KS is the exact statistic.
+    points = np.unique(_arr(_support(ref, options.grid) + _support(cur, options.grid)))
     grid = _floats(points)
     cdf_ref = _arr(ref.cdf(grid))[:-1]
     cdf_cur = _arr(cur.cdf(grid))[:-1]
