@@ -118,6 +118,16 @@ def _is_local_host(host: str) -> bool:
     return host in local
 
 
+def cluster_info(client: Any) -> dict[str, Any]:
+    """The scheduler's description with every worker, fetched now.
+
+    ``Client.scheduler_info()`` returns the client's cached copy, which its periodic
+    refresh replaces with one listing no workers; asking the scheduler directly cannot
+    race with that.
+    """
+    return dict(client.sync(client.scheduler.identity, n_workers=-1))
+
+
 def remote_worker_hosts(scheduler_info: Mapping[str, Any]) -> list[str]:
     """Hosts of the cluster's workers that are not this machine."""
     hosts = set()
@@ -296,7 +306,7 @@ class DaskExecutor:
                 "its inputs and the globals it uses picklable."
             ) from exc
         count, needed = job_resources(resources)
-        check_resources(needed, self.client.scheduler_info(), count=count or 1)
+        check_resources(needed, cluster_info(self.client), count=count or 1)
         if count is not None:
             needed = {}  # the job's workers need them; the coordinating task does not
         task = self.client.submit(fn, *args, pure=False, resources=needed or None)

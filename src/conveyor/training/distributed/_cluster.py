@@ -106,11 +106,11 @@ def pick_workers(client: Any, spec: JobSpec, *, wait: float = 0.0) -> list[str]:
     Raises:
         ConfigError: fewer such workers than the job needs (names what is missing).
     """
-    from conveyor.execution.dask import check_resources, workers_offering
+    from conveyor.execution.dask import check_resources, cluster_info, workers_offering
 
     deadline = time.monotonic() + wait
     while True:
-        info = client.scheduler_info(n_workers=-1)
+        info = cluster_info(client)
         offering = workers_offering(spec.resources, info)
         if len(offering) >= spec.workers or time.monotonic() >= deadline:
             break

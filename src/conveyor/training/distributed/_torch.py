@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor._internal.lazy import require
 from conveyor.exceptions import ConfigError, ModelError
+from conveyor.execution.dask import cluster_info
 from conveyor.training.distributed._cluster import (
     JobSpec,
     claim_gpus,
@@ -567,7 +568,7 @@ class _JobLost(Exception):
 def _alive(client: Any, spec: JobSpec) -> list[str]:
     from conveyor.execution.dask import workers_offering
 
-    return workers_offering(spec.resources, client.scheduler_info(n_workers=-1))
+    return workers_offering(spec.resources, cluster_info(client))
 
 
 def _queues(distributed: Any, job: str, attempt: int) -> tuple[Any, Any]:
@@ -591,7 +592,7 @@ def _supervise(
                 raise _JobLost(f"{type(exc).__name__}: {exc}") from exc
         if len(done) == len(futures):
             return [f.result() for f in futures]
-        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+        workers = cluster_info(client).get("workers", {})
         gone = [a for a in addresses if a not in workers]
         if gone:
             raise _JobLost(f"worker {gone[0]} left the cluster")
@@ -637,7 +638,7 @@ def torch_ddp(
     training_profile = None
     if profile:
         with cluster_client(options.get("client")) as c:
-            addresses = sorted(c.scheduler_info(n_workers=-1).get("workers", {}))
+            addresses = sorted(cluster_info(c).get("workers", {}))
             training_profile = remote_profile(c, data, addresses)
     final = {k: v for k, v in result.history[-1].items() if k != "epoch"} if result.history else {}
     return build_model(
