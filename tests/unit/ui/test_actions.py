@@ -108,6 +108,17 @@ def test_refused_promotion_is_shown_not_a_500(ui_settings: Any, filled: Filled):
         assert response.status_code == 303
         assert "refused%20by%20its%20gate" in response.headers["location"]
         assert holder(ui_settings, "production") == before
+        forced = pages.post(
+            "/models/churn/promote",
+            data={
+                "version": str(refused[0]),
+                "alias": "production",
+                "force": "1",
+                "csrf_token": token,
+            },
+        )
+        assert forced.status_code == 303
+        assert holder(ui_settings, "production") == refused[0]
     response = pages.post(
         "/models/churn/promote",
         data={"version": "99", "alias": ALIAS, "csrf_token": token},

@@ -140,6 +140,7 @@ async def promote_action(ui: UI, request: Request, name: str) -> Response:
             alias,
             actor=actor,
             reason=(form.get("reason") or "").strip() or "promoted in the UI",
+            force=(form.get("force") or "") == "1",
         )
     except Exception as exc:  # a refused move is shown on the page, not a 500
         from conveyor.exceptions import ConveyorError
