@@ -3,10 +3,6 @@ them warns on load (issue 18 item 10)."""
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
-
 import lightgbm
 import numpy as np
 import pandas as pd
@@ -21,6 +17,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from conveyor.training.model import LibraryVersionWarning, Model, component_libraries
+from tests.unit.training.test_model import _rewrite_header
 
 
 @pytest.fixture(scope="module")
@@ -60,17 +57,10 @@ def test_deeper_compositions_are_walked(data: tuple[pd.DataFrame, np.ndarray]) -
     assert "__main__" not in versions and "builtins" not in versions
 
 
-def _with_versions(data: bytes, **versions: str) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
-        for name in src.namelist():
-            payload = src.read(name)
-            if name == "model.json":
-                header = json.loads(payload)
-                header["library_versions"] = {**header["library_versions"], **versions}
-                payload = json.dumps(header).encode()
-            dst.writestr(name, payload)
-    return out.getvalue()
+def _with_versions(model: Model, **versions: str) -> bytes:
+    return _rewrite_header(
+        model.to_bytes(), library_versions={**model.library_versions, **versions}
+    )
 
 
 def test_a_nested_library_mismatch_warns_on_load(data: tuple[pd.DataFrame, np.ndarray]) -> None:
@@ -79,10 +69,10 @@ def test_a_nested_library_mismatch_warns_on_load(data: tuple[pd.DataFrame, np.nd
     trusted = model.trusted_types()
     same = Model.from_bytes(model.to_bytes(), trusted=trusted)  # no warning: same versions
     np.testing.assert_array_equal(same.predict(X), model.predict(X))
-    older = _with_versions(model.to_bytes(), lightgbm="3.0.0")
+    older = _with_versions(model, lightgbm="3.0.0")
     with pytest.warns(LibraryVersionWarning, match=r"lightgbm 3\.0\.0 and is loaded with") as got:
         Model.from_bytes(older, trusted=trusted)
     assert lightgbm.__version__ in str(got[0].message)
-    absent = _with_versions(model.to_bytes(), notinstalled_lib="1.2")
+    absent = _with_versions(model, notinstalled_lib="1.2")
     with pytest.warns(LibraryVersionWarning, match="notinstalled_lib is not installed"):
         Model.from_bytes(absent, trusted=trusted)
