@@ -163,6 +163,30 @@ class _TaskExecution(_Execution):
         self.ready.append(self.target.name)
 
 
+def _restored(
+    plan: Plan,
+    target: Node,
+    run_id: str,
+    settings: Settings,
+    metadata: MetadataStore,
+    rows: list[dict[str, Any]],
+) -> _TaskExecution:
+    """A read-only view of the run: what its completed step runs produced."""
+    execution = _TaskExecution(
+        plan,
+        target=target,
+        run_id=run_id,
+        settings=settings,
+        metadata=metadata,
+        artifacts=open_artifact_store(settings.artifact_url),
+        executor=make_executor("inline", 1),
+        use_cache=False,
+        on_event=None,
+    )
+    execution.restore(rows)
+    return execution
+
+
 def _plan(pipeline: Pipeline[Any, Any], run: Mapping[str, Any]) -> Plan:
     params = dict(run.get("params") or {})
     placeholders = [k for k, v in params.items() if isinstance(v, str) and v.startswith("<")]
@@ -274,18 +298,7 @@ def map_width(pipeline: Pipeline[Any, Any], settings: Settings, *, run_key: str,
     source = plan.nodes[node].map_source
     assert source is not None
     rows = metadata.step_runs(run["id"])
-    probe = _TaskExecution(
-        plan,
-        target=plan.nodes[node],
-        run_id=run["id"],
-        settings=settings,
-        metadata=metadata,
-        artifacts=open_artifact_store(settings.artifact_url),
-        executor=make_executor("inline", 1),
-        use_cache=False,
-        on_event=None,
-    )
-    probe.restore(rows)
+    probe = _restored(plan, plan.nodes[node], run["id"], settings, metadata, rows)
     if isinstance(source, GatherInput):
         return len(probe.children.get(source.node, []))
     ref = probe.produced.get((source.node, source.output))
@@ -309,18 +322,7 @@ def finish_run(pipeline: Pipeline[Any, Any], settings: Settings, *, run_key: str
     done = {r["name"] for r in rows if r["status"] == COMPLETED}
     expected = [n for n in plan.order if not plan.nodes[n].is_dynamic_map]
     missing = [n for n in expected if n not in done]
-    execution = _TaskExecution(
-        plan,
-        target=plan.nodes[plan.order[-1]],
-        run_id=run["id"],
-        settings=settings,
-        metadata=metadata,
-        artifacts=open_artifact_store(settings.artifact_url),
-        executor=make_executor("inline", 1),
-        use_cache=False,
-        on_event=None,
-    )
-    execution.restore(rows)
+    execution = _restored(plan, plan.nodes[plan.order[-1]], run["id"], settings, metadata, rows)
     status = FAILED if failed or missing else COMPLETED
     error = None
     if failed:
