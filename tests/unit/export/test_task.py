@@ -183,3 +183,89 @@ def _env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+
+
+def test_the_fast_entry_parses_exactly_the_exported_form() -> None:
+    from conveyor.cli.entry import task_run_args
+
+    parsed = task_run_args(
+        ["task", "run", TARGET, "--run-key", "k", "--node", "square", "--index", "2"]
+    )
+    assert parsed == {
+        "no_cache": False,
+        "run_key": "k",
+        "node": "square",
+        "index": "2",
+        "target": TARGET,
+    }
+    assert task_run_args(
+        ["--db-url=sqlite:///x.db", "task", "run", TARGET, "--node=n", "--run-key=k", "--no-cache"]
+    ) == {
+        "db_url": "sqlite:///x.db",
+        "no_cache": True,
+        "node": "n",
+        "run_key": "k",
+        "target": TARGET,
+    }
+    for other in (
+        ["task", "run", TARGET, "--run-key", "k"],  # no node
+        ["task", "run", TARGET, "--run-key", "k", "--node", "n", "--help"],
+        ["task", "run", "--run-key", "k", "--node", "n"],  # no target
+        ["task", "start", TARGET, "--run-key", "k"],
+        ["task", "run", TARGET, "--run-key", "k", "--node", "n", "--index", "x"],
+        ["runs", "list"],
+        [],
+    ):
+        assert task_run_args(other) is None, other
+
+
+def test_the_fast_entry_runs_a_task_without_the_cli_framework(project: Path) -> None:
+    task("start", TARGET, "--run-key", "fast")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "conveyor.cli.entry",
+            "task",
+            "run",
+            TARGET,
+            "--run-key",
+            "fast",
+            "--node",
+            "load",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**_env(), "PYTHONPATH": _root()},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith(
+        "load of run " + done.stdout.split("run ")[1].split(":")[0] + ": completed"
+    )
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "typer" not in imported and "rich" not in imported
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conveyor.cli.entry",
+            "task",
+            "run",
+            TARGET,
+            "--run-key",
+            "nope",
+            "--node",
+            "load",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**_env(), "PYTHONPATH": _root()},
+        check=False,
+    )
+    assert again.returncode == 1
+    assert again.stderr.startswith("error: No run was started") and "Traceback" not in again.stderr
