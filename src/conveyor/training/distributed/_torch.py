@@ -309,7 +309,8 @@ def _run_rank(args: _RankArgs, device_name: str) -> dict[str, Any]:
                 optimizer.step()
                 acc += torch.tensor([float(loss.detach()) * len(index), len(index)])
                 step += 1
-                if args.checkpoint_every and step % args.checkpoint_every == 0:
+                last = batch + 1 == steps_per_epoch  # the epoch-end checkpoint follows
+                if args.checkpoint_every and step % args.checkpoint_every == 0 and not last:
                     checkpoint(epoch, batch + 1)
             total = acc.clone()
             dist.all_reduce(total)
