@@ -24,7 +24,12 @@ import sqlalchemy as sa
 from conveyor._internal.ids import new_id
 from conveyor.stores.metadata import tables as t
 from conveyor.stores.metadata import tables_monitoring as tm
-from conveyor.stores.metadata.events import TRIGGER_FIRED, TRIGGER_SUPPRESSED, record_event
+from conveyor.stores.metadata.events import (
+    DECAY,
+    TRIGGER_FIRED,
+    TRIGGER_SUPPRESSED,
+    record_event,
+)
 from conveyor.triggers.specs import Occurrence, Trigger
 
 FIRED = "fired"
@@ -141,6 +146,16 @@ def claim(
                     links={"trigger_event": event_id, "report_id": occurrence.report_id},
                     data={"kind": trigger.kind, "details": dict(occurrence.details)},
                 )
+                if trigger.kind == "decay":
+                    # The decay finding itself, under the monitor it was found in.
+                    record_event(
+                        c,
+                        DECAY,
+                        str(occurrence.details.get("monitor") or pipeline),
+                        f"Performance decay: {occurrence.reason}",
+                        links={"report_id": occurrence.report_id, "trigger_event": event_id},
+                        data=dict(occurrence.details),
+                    )
                 return Decision(FIRED, event_id, occurrence.reason)
             if occurrence.suppress is not None:
                 reason = f"{occurrence.reason}; suppressed: {occurrence.suppress}"

@@ -247,6 +247,10 @@ def test_per_feature_threshold_and_decay_triggers(settings: Settings) -> None:
     scheduler.wait_for_runs(10)
     assert [f.kind for f in out] == ["decay"]
     assert "roc_auc 0.7900 is 0.0700 worse than 0.8600" in recorder.calls[-1]["reason"]
+    from conveyor.stores.metadata.events import list_events as event_log
+
+    (decay,) = event_log(engine, kinds=["decay"])
+    assert decay.subject == "churn-prod" and "0.0700 worse" in decay.summary
 
 
 def test_new_data_accumulates_rows_until_min_rows(settings: Settings) -> None:
