@@ -127,7 +127,6 @@ def cache_explanation(db: MetadataStore, step_run_id: str) -> CacheExplanation |
 def events_for_reports(db: MetadataStore, report_ids: Sequence[str]) -> list[TriggerEvent]:
     """Trigger events decided on any of these monitor reports, newest first, with the
     status of the run each one started (one query)."""
-    from conveyor.api.queries.triggers import TriggerEvent
     from conveyor.stores.metadata import tables_monitoring as tm
 
     ids = [i for i in dict.fromkeys(report_ids) if i]
@@ -143,21 +142,6 @@ def events_for_reports(db: MetadataStore, report_ids: Sequence[str]) -> list[Tri
     )
     with reading(db) as c:
         rows = c.execute(query).all()
-    return [
-        TriggerEvent(
-            id=row.id,
-            trigger_key=row.trigger_key,
-            pipeline=row.pipeline,
-            kind=row.kind,
-            dedup_key=row.dedup_key,
-            status=row.status,
-            reason=row.reason,
-            details=row.details or {},
-            report_id=row.report_id,
-            run_id=row.run_id,
-            run_status=row.run_status,
-            scheduler=row.scheduler,
-            created_at=row.created_at,
-        )
-        for row in rows
-    ]
+    from conveyor.api.queries.triggers import trigger_event_from_row
+
+    return [trigger_event_from_row(row) for row in rows]

@@ -137,22 +137,24 @@ def list_trigger_events(
             after=after,
             limit=limit,
         )
-    items = tuple(
-        TriggerEvent(
-            id=row.id,
-            trigger_key=row.trigger_key,
-            pipeline=row.pipeline,
-            kind=row.kind,
-            dedup_key=row.dedup_key,
-            status=row.status,
-            reason=row.reason,
-            details=row.details or {},
-            report_id=row.report_id,
-            run_id=row.run_id,
-            run_status=row.run_status,
-            scheduler=row.scheduler,
-            created_at=row.created_at,
-        )
-        for row in rows
-    )
+    items = tuple(trigger_event_from_row(row) for row in rows)
     return Page(items, next_cursor, prev_cursor, limit)
+
+
+def trigger_event_from_row(row: Any) -> TriggerEvent:
+    """A `TriggerEvent` from a trigger_events row joined with its run's status."""
+    return TriggerEvent(
+        id=row.id,
+        trigger_key=row.trigger_key,
+        pipeline=row.pipeline,
+        kind=row.kind,
+        dedup_key=row.dedup_key,
+        status=row.status,
+        reason=row.reason,
+        details=row.details or {},
+        report_id=row.report_id,
+        run_id=row.run_id,
+        run_status=row.run_status,
+        scheduler=row.scheduler,
+        created_at=row.created_at,
+    )
