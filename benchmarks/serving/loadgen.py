@@ -1,9 +1,10 @@
 """A small closed-loop HTTP/1.1 load generator on raw asyncio sockets (keep-alive).
 
 Each of `concurrency` connections sends the same POST, waits for the full response and
-sends again. Prints JSON: requests/s, p50/p99 latency (ms), errors. `--ceiling` starts a
-trivial in-process-free echo server (a separate process) and measures this generator's
-own limit, so a server result near it is known to be client-bound.
+sends again. Prints JSON: requests/s, p50/p99 latency (ms), errors, and the number of
+requests answered including the warm-up (what a server-side CPU reading covers).
+`--echo-server` starts a trivial server (run it as a separate process) to measure this
+generator's own limit, so a server result near it is known to be client-bound.
 
     python benchmarks/serving/loadgen.py --url http://127.0.0.1:8080/predict \
         --body '{"records": [...]}' --concurrency 64 --duration 10
@@ -23,9 +24,9 @@ from urllib.parse import urlsplit
 
 async def _connection(
     host: str, port: int, request: bytes, until: float, warm_until: float, lat: list[float]
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     reader, writer = await asyncio.open_connection(host, port)
-    errors = done = 0
+    errors = done = total = 0
     try:
         while True:
             start = time.perf_counter()
@@ -42,6 +43,7 @@ async def _connection(
             if length:
                 await reader.readexactly(length)
             end = time.perf_counter()
+            total += 1
             if start >= warm_until:
                 if status != 200:
                     errors += 1
@@ -49,7 +51,7 @@ async def _connection(
                 done += 1
     finally:
         writer.close()
-    return done, errors
+    return done, errors, total
 
 
 async def run(
@@ -73,10 +75,12 @@ async def run(
     )
     done = sum(r[0] for r in results)
     errors = sum(r[1] for r in results)
+    total = sum(r[2] for r in results)
     lat.sort()
     q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0.0] * 99
     return {
         "requests": done,
+        "all_requests": total,  # warm-up included: what the server's CPU time covers
         "errors": errors,
         "rps": done / duration,
         "p50_ms": q[49] * 1000,

@@ -57,7 +57,12 @@ def list_runs(
     created_before: float | None = None,
     q: Annotated[str | None, Query(description="Run id prefix or pipeline substring.")] = None,
     sort: Annotated[
-        str, Query(description="created_at, duration or metric:KEY; '-' for descending.")
+        str,
+        Query(
+            description="created_at, duration, metric:KEY (last value) or param:KEY (numbers "
+            "by value, then other values by text); '-' for descending. Runs without the "
+            "metric or param come last."
+        ),
     ] = "-created_at",
     metric: Annotated[
         list[str] | None, Query(description="Metric keys to include per run, repeatable.")

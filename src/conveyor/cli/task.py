@@ -124,7 +124,10 @@ def width(
     node: Annotated[str, typer.Option(help="The dynamic map node.")],
     output: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option(help="Also write the list to this file (KFP output parameters)."),
+        typer.Option(
+            help="Also write the indices to this file as a JSON list of strings (a KFP "
+            "output parameter: each ParallelFor item is then the string --index takes)."
+        ),
     ] = None,
 ) -> None:
     """Print the indices of a dynamic map's children as a JSON list (for fan-out)."""
@@ -133,13 +136,14 @@ def width(
     pipeline = _pipeline(ctx, target)
     with common.errors_to_exit():
         count = map_width(pipeline, common.settings(ctx), run_key=run_key, node=node)
-    text = json.dumps(list(range(count)))
     if output is not None:
         from conveyor._internal.files import write_atomic
 
+        # KFP passes LIST items through protobuf Struct, where numbers become floats
+        # ("0.0"); strings reach --index unchanged.
         output.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(output, text.encode())
-    typer.echo(text)
+        write_atomic(output, json.dumps([str(i) for i in range(count)]).encode())
+    typer.echo(json.dumps(list(range(count))))
 
 
 @task_app.command("finish")

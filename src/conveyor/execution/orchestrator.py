@@ -56,9 +56,7 @@ from conveyor.execution.worker import (
 from conveyor.materializers.base import default_registry
 from conveyor.stores.artifacts import ArtifactStore, open_artifact_store
 from conveyor.stores.metadata import MetadataStore, open_metadata_store
-from conveyor.stores.metadata.aliases import current_versions
 from conveyor.stores.metadata.events import STEP_FAILED
-from conveyor.stores.metadata.events import emit as emit_event
 from conveyor.stores.metadata.store import (
     COMPLETED,
     FAILED,
@@ -163,6 +161,8 @@ class _Execution:
         self.ready: list[str] = []
         self.remote = not executor.in_process
         self.abandoned = False  # an attempt overran its timeout and may still be running
+        # Cache hits recorded together, in one transaction, when the loop next waits.
+        self.pending: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ helpers
     def emit(self, kind: str, node: str, **info: Any) -> None:
@@ -208,11 +208,7 @@ class _Execution:
             {f"{m}@{self.registry.by_name(m).version}" for m in _materializers(inputs.values())}
         )
         # Declared registry references join the key with the version each points at now.
-        models = (
-            current_versions(self.metadata.engine, step.settings.models)
-            if step.settings.models
-            else []
-        )
+        models = self.metadata.current_versions(step.settings.models) if step.settings.models else []
         return self.keys.key_for(
             step,
             node.params,
@@ -353,28 +349,36 @@ class _Execution:
                 row["id"], row["content_hash"], row["materializer"], dict(row["summary"] or {})
             )
             edges.append(self._edge(step_run_id, row["id"], "out", name))
-        self.metadata.record_step(
-            step_run_id=step_run_id,
-            run_id=self.run_id,
-            insert=True,
-            fields={
-                "name": node.name,
-                "step": node.step.name,
-                "status": COMPLETED,
-                "attempts": 0,
-                "started_at": now,
-                "ended_at": now,
-                "duration": 0.0,
-                "cache_key": key,
-                "cache_hit": True,
-                "cache_source": source,
-                "params": _json_params(node.params),
-            },
-            edges=edges,
+        self.pending.append(
+            {
+                "step_run_id": step_run_id,
+                "run_id": self.run_id,
+                "insert": True,
+                "fields": {
+                    "name": node.name,
+                    "step": node.step.name,
+                    "status": COMPLETED,
+                    "attempts": 0,
+                    "started_at": now,
+                    "ended_at": now,
+                    "duration": 0.0,
+                    "cache_key": key,
+                    "cache_hit": True,
+                    "cache_source": source,
+                    "params": _json_params(node.params),
+                },
+                "edges": edges,
+            }
         )
         self.emit("cached", node.name, source=source)
         self.complete(node.name)
         return True
+
+    def flush(self) -> None:
+        """Record the cache hits not recorded yet (all in one transaction)."""
+        if self.pending:
+            pending, self.pending = self.pending, []
+            self.metadata.record_steps(pending)
 
     def _edge(
         self, step_run_id: str, artifact_id: str, direction: str, name: str
@@ -475,8 +479,8 @@ class _Execution:
                 },
             )
         self.emit("failed", name, error=str(error))
-        emit_event(
-            self.metadata.engine,
+        self.flush()
+        self.metadata.emit_event(
             STEP_FAILED,
             self.plan.pipeline,
             f"Step {name} of run {self.run_id} failed: {str(error)[:300]}",
@@ -653,6 +657,7 @@ class _Execution:
                 self.launch(name)
             if self.ready:
                 continue
+            self.flush()
             if not self.running:
                 if self.retry_heap:
                     time.sleep(max(0.0, self.retry_heap[0][0] - time.time()))
@@ -803,6 +808,10 @@ def run_pipeline(
         execution.loop()
     except BaseException as exc:
         status = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else FAILED
+        try:
+            execution.flush()
+        except Exception:  # the run is recorded as failed below either way
+            pass
         metadata.update_run(
             run_id, status=status, ended_at=time.time(), error=f"{type(exc).__name__}: {exc}"
         )

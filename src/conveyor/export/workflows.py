@@ -270,7 +270,9 @@ def render_kfp(plan: ExportPlan, *, image: str) -> dict[str, Any]:
     components["comp-conveyor-width"] = {
         "executorLabel": "exec-conveyor-width",
         "inputDefinitions": {"parameters": {"node": {"parameterType": "STRING"}}},
-        "outputDefinitions": {"parameters": {"indices": {"parameterType": "LIST"}}},
+        # ``Output`` is the name the KFP compiler gives a component's single return value;
+        # the SDK's local runner finds a ParallelFor's items only under that name.
+        "outputDefinitions": {"parameters": {"Output": {"parameterType": "LIST"}}},
     }
     executor(
         "exec-conveyor-width",
@@ -283,7 +285,7 @@ def render_kfp(plan: ExportPlan, *, image: str) -> dict[str, Any]:
             "--node",
             param("node"),
             "--output",
-            "{{$.outputs.parameters['indices'].output_file}}",
+            "{{$.outputs.parameters['Output'].output_file}}",
         ],
         {},
     )
@@ -308,6 +310,8 @@ def render_kfp(plan: ExportPlan, *, image: str) -> dict[str, Any]:
             key,
             "--orchestrator",
             "kfp",
+            "--tag",
+            "kfp.pipeline_job={{$.pipeline_job_name}}",
             *(f"{k}={param(k)}" for k in plan.params),
         ],
         {},
@@ -357,7 +361,7 @@ def render_kfp(plan: ExportPlan, *, image: str) -> dict[str, Any]:
                 "taskInfo": {"name": item.width_id},
             }
         )
-        channel = f"pipelinechannel--{item.width_id}-indices"
+        channel = f"pipelinechannel--{item.width_id}-Output"
         components[f"comp-{loop}"] = {
             "dag": {
                 "tasks": {
@@ -389,7 +393,7 @@ def render_kfp(plan: ExportPlan, *, image: str) -> dict[str, Any]:
                 "parameters": {
                     channel: {
                         "taskOutputParameter": {
-                            "outputParameterKey": "indices",
+                            "outputParameterKey": "Output",
                             "producerTask": item.width_id,
                         }
                     }

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from conveyor._internal.ids import new_id
 from conveyor.exceptions import ModelError, NotFoundError, did_you_mean
+from conveyor.registry import fastload
 from conveyor.registry.refs import (
     ModelRef,
     ModelVersion,
@@ -278,6 +279,10 @@ class Registry:
             )
         data = model.to_bytes()
         content_hash, uri = self.artifact_store.put(data)
+        # The fast-load copy (a pickle of the live model, see conveyor.registry.fastload):
+        # its blob is flushed before the row recording its hash commits with the version's.
+        fast = fastload.dumps(model)
+        fast_hash = self.artifact_store.put(fast)[0] if fast is not None else None
         header = model.header()
         decision_dict = _as_dict(decision)
         report_dict = _as_dict(report)
@@ -340,6 +345,8 @@ class Registry:
                         "trusted_types": model.trusted_types(),
                     }
                     c.execute(r.model_versions.insert(), [values])
+                    if fast_hash is not None:
+                        fastload.record(c, content_hash, fast_hash)
                     c.execute(
                         r.registry_events.insert(),
                         [
@@ -596,20 +603,27 @@ class Registry:
     def load(self, ref: str | ModelRef | ModelVersion) -> Model:
         """The Model a reference points to; cached by content hash after the first load.
 
+        A scikit-learn model loads from the pickle recorded for it in the database when
+        its bytes hash to the recorded value (no skops import); otherwise through skops and
+        the trust checks, which then records such a pickle (`conveyor.registry.fastload`).
+
         Raises:
             NotFoundError: the reference names nothing.
             ArtifactCorruptError: the model's bytes are missing or damaged.
+            ModelError: the model's bytes name a type that is not trusted.
         """
-        from conveyor.training.model import Model
-
         version = ref if isinstance(ref, ModelVersion) else self.resolve(ref)
         with _CACHE_LOCK:
             cached = _CACHE.get(version.content_hash)
             if cached is not None:
                 _CACHE.move_to_end(version.content_hash)
                 return cached
-        model = Model.from_bytes(
-            self.artifact_store.get(version.content_hash), trusted=version.trusted_types
+        model = fastload.load(
+            self.artifact_store,
+            version.content_hash,
+            engine=self.engine,
+            trusted=version.trusted_types,
+            flavor=version.flavor,
         )
         with _CACHE_LOCK:
             _CACHE[version.content_hash] = model

@@ -143,8 +143,16 @@ def installed_version(module: str) -> str | None:
     return None
 
 
-def _check_component_versions(trained: Mapping[str, str], flavor_module: str) -> None:
-    """Warn for each library of the model's components whose installed version differs."""
+def check_component_versions(
+    trained: Mapping[str, str], flavor_module: str, *, stacklevel: int = 3
+) -> None:
+    """Warn for each library of the model's components whose installed version differs.
+
+    Args:
+        trained: The versions recorded with the model (`Model.library_versions`).
+        flavor_module: The flavor's own library, checked by the caller.
+        stacklevel: Passed to `warnings.warn`, so the warning names the user's call.
+    """
     skip = {flavor_module, *_ENVIRONMENT, *_NOT_LIBRARIES}
     for module, recorded in sorted(trained.items()):
         if module in skip:
@@ -156,7 +164,7 @@ def _check_component_versions(trained: Mapping[str, str], flavor_module: str) ->
                 f"but {module} is not installed; loading or predicting may fail. Install "
                 f"{module}=={recorded}.",
                 LibraryVersionWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
         elif current != recorded:
             warnings.warn(
@@ -164,7 +172,7 @@ def _check_component_versions(trained: Mapping[str, str], flavor_module: str) ->
                 f"{module} {current}; predictions may differ. Install {module}=={recorded} "
                 "or retrain and register a new version.",
                 LibraryVersionWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
 
 
@@ -377,6 +385,42 @@ class Model:
             return value
         return bytes(value.to_bytes())
 
+    def self_contained(self) -> Model:
+        """A copy holding everything `to_bytes` writes, ready to pickle.
+
+        The Profile is kept as its bytes (decoded on first use, as after `from_bytes`) and
+        the flavor's bytes and description are computed, so the unpickled copy writes the
+        same bytes back and records the same trusted names, without importing the flavor's
+        serializer.
+        """
+        data = self._flavor_bytes()
+        return Model(
+            flavor=self.flavor,
+            obj=self.obj,
+            signature=self.signature,
+            profile=self._profile_bytes(),
+            metrics=self.metrics,
+            library_versions=self.library_versions,
+            target=self.target,
+            flavor_meta=self.flavor_meta,
+            data=data,
+        )
+
+    def lean(self) -> Model:
+        """A copy without the Profile and the flavor's bytes: what answering requests needs.
+
+        Writing it (`to_bytes`) serializes the fitted object again.
+        """
+        return Model(
+            flavor=self.flavor,
+            obj=self.obj,
+            signature=self.signature,
+            metrics=self.metrics,
+            library_versions=self.library_versions,
+            target=self.target,
+            flavor_meta=self.flavor_meta,
+        )
+
     def trusted_types(self) -> list[str]:
         """The code names (types, classes) this model's bytes need beyond the allow-list.
 
@@ -447,7 +491,7 @@ class Model:
         meta = dict(header.get("flavor_meta", {}))
         obj = flavor.load(payload, meta, frozenset(trusted))
         # After loading: the components' modules are imported by now, so no lookup is slow.
-        _check_component_versions(trained, flavor.module)
+        check_component_versions(trained, flavor.module)
         return cls(
             flavor=flavor.name,
             obj=obj,

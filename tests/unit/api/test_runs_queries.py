@@ -122,3 +122,64 @@ def test_unknown_sort_is_a_query_error(store) -> None:
     db, _ = store
     with pytest.raises(QueryError, match="Cannot sort runs by 'params'"):
         rq.list_runs(db, sort="params")
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_param_sort_orders_numbers_then_text_then_runs_without_it(
+    db_url: str, descending: bool
+) -> None:
+    db = open_metadata_store(db_url, auto_upgrade=True)
+    values: list[object] = [0.5, 3, -2, "b", 10.25, "a", None, 3, True, "c"]
+    ids: dict[str, object] = {}
+    for i, value in enumerate([*values, "missing", "missing"]):
+        run_id = new_id()
+        params: dict[str, object] = {"other": i}
+        if value != "missing":
+            params["lr"] = value
+        ids[run_id] = value
+        db.create_run(
+            {
+                "id": run_id,
+                "pipeline": "p",
+                "status": "completed",
+                "created_at": 10.0 + i,
+                "params": params,
+            }
+        )
+    sort = ("-" if descending else "") + "param:lr"
+    rows = [r for page in _walk(db, sort=sort) for r in page]
+    assert sorted(r.id for r in rows) == sorted(ids)
+    got = [r.params.get("lr", "missing") for r in rows]
+    numbers = sorted(
+        (v for v in values if isinstance(v, int | float) and not isinstance(v, bool)),
+        reverse=descending,
+    )
+    assert got[: len(numbers)] == numbers
+    texts = got[len(numbers) : len(numbers) + 4]
+    assert sorted(t for t in texts if isinstance(t, str)) == ["a", "b", "c"]
+    assert [t for t in texts if isinstance(t, str)] == sorted(["a", "b", "c"], reverse=descending)
+    assert True in texts
+    # Runs without the parameter (or with null) come last, newest first.
+    tail = rows[len(numbers) + 4 :]
+    assert [r.params.get("lr", "missing") for r in tail] == ["missing", "missing", None]
+    # Walking back from the last page gives every earlier page unchanged.
+    page = rq.list_runs(db, sort=sort, limit=4)
+    forward = [page]
+    while page.next_cursor is not None:
+        page = rq.list_runs(db, sort=sort, limit=4, before=page.next_cursor)
+        forward.append(page)
+    for index in range(len(forward) - 1, 0, -1):
+        back = rq.list_runs(db, sort=sort, limit=4, after=forward[index].prev_cursor)
+        assert [r.id for r in back.items] == [r.id for r in forward[index - 1].items]
+
+
+def test_param_sort_combines_with_filters_and_rejects_bad_names(store) -> None:
+    db, ids = store
+    rows = [r for page in _walk(db, sort="-param:i", pipeline="train") for r in page]
+    assert [r.params["i"] for r in rows] == sorted(
+        (i for i in range(RUNS) if i % 2), reverse=True
+    )
+    with pytest.raises(QueryError, match="parameter name"):
+        rq.list_runs(db, sort='param:a"b')
+    with pytest.raises(QueryError, match="parameter name"):
+        rq.list_runs(db, sort="param:")

@@ -92,6 +92,23 @@ def test_sort_by_metric_orders_the_leaderboard(pages: Pages, filled: Filled, ui_
     assert ascending[:3] == sorted(descending[:3])  # type: ignore[type-var]
 
 
+def test_sort_by_param_column(pages: Pages, filled: Filled, ui_settings: Any):
+    from conveyor.stores.metadata import open_metadata_store
+
+    store = open_metadata_store(ui_settings.db_url)
+    html = ok(pages, "/runs?pipeline=train")
+    assert "sort=-param%3Aalpha" in html  # the parameter header sorts
+
+    def alphas(query: str) -> list[float]:
+        ids = run_ids(ok(pages, f"/runs?pipeline=train&sort={query}"))
+        assert len(ids) == 4
+        return [store.get_run(i)["params"]["alpha"] for i in ids]
+
+    assert alphas("-param:alpha") == sorted(alphas("-param:alpha"), reverse=True)
+    assert alphas("param:alpha") == sorted(alphas("-param:alpha"))
+    assert "alpha ▲" in ok(pages, "/runs?pipeline=train&sort=param:alpha")
+
+
 def test_keyset_pages_cover_every_run_once(pages: Pages, filled: Filled):
     seen: list[str] = []
     path = "/runs?limit=3"

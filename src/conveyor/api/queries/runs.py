@@ -45,7 +45,8 @@ from conveyor.stores.metadata import tables as t
 if TYPE_CHECKING:
     from conveyor.stores.metadata import MetadataStore
 
-# Sort keys of the runs list; "metric:<key>" sorts by the last value of a metric.
+# Sort keys of the runs list; "metric:<key>" sorts by the last value of a metric and
+# "param:<key>" by a parameter's value.
 RUN_SORTS = ("created_at", "duration")
 # Stand-ins for a missing sort value so runs without it come last in either direction.
 _LOW, _HIGH = -1e300, 1e300
@@ -288,6 +289,51 @@ def _metric_segments(
     ]
 
 
+def _param_segments(
+    key: str, descending: bool, filters: Sequence[sa.ColumnElement[bool]], dialect: str
+) -> list[Segment]:
+    """Runs whose parameter `key` is a number (by value), then those where it is any other
+    value (by its text), then runs without it or with null (newest first).
+
+    The value is read from the runs' params JSON, so the query scans the filtered runs
+    (no index covers an arbitrary key); the page still costs one query per segment.
+    """
+    if not key or any(ch in key for ch in '"\\') or any(ord(ch) < 32 for ch in key):
+        raise QueryError(
+            f"Cannot sort runs by the parameter {key!r}: a parameter name must be non-empty "
+            "and free of quotes, backslashes and control characters."
+        )
+    r = t.runs
+    text = r.c.params[key].as_string()
+    is_number: sa.ColumnElement[bool]
+    if dialect == "postgresql":
+        is_number = sa.func.json_typeof(r.c.params[key]) == "number"
+    else:
+        is_number = sa.func.json_type(r.c.params, f'$."{key}"').in_(("integer", "real"))
+    # CASE keeps the cast from seeing non-numbers wherever the database evaluates it.
+    number = sa.case((is_number, r.c.params[key].as_float()), else_=None)
+    numbers = sa.select(*_RUN_COLUMNS, number.label("sort_value")).where(is_number, *filters)
+    others = sa.select(*_RUN_COLUMNS, text.label("sort_value")).where(
+        text.is_not(None), sa.not_(is_number), *filters
+    )
+    absent = sa.select(*_RUN_COLUMNS, sa.null().label("sort_value")).where(
+        text.is_(None), *filters
+    )
+    return [
+        Segment(
+            numbers, [(number, descending), (r.c.id, descending)], lambda row: (row.sort_value, row.id)
+        ),
+        Segment(
+            others, [(text, descending), (r.c.id, descending)], lambda row: (row.sort_value, row.id)
+        ),
+        Segment(
+            absent,
+            [(r.c.created_at, True), (r.c.id, True)],
+            lambda row: (row.created_at, row.id),
+        ),
+    ]
+
+
 # ---------------------------------------------------------------------------- runs
 def list_runs(
     db: MetadataStore,
@@ -317,8 +363,10 @@ def list_runs(
         created_after: Only runs created at or after this epoch time.
         created_before: Only runs created before this epoch time.
         search: Only runs whose id starts with it or whose pipeline name contains it.
-        sort: ``created_at``, ``duration`` or ``metric:<key>``; a leading ``-`` sorts
-            descending.
+        sort: ``created_at``, ``duration``, ``metric:<key>`` (the run's last value of the
+            metric) or ``param:<key>`` (a parameter's value: numbers by value, then other
+            values by their text); a leading ``-`` sorts descending. Runs without the
+            metric or parameter come last in either direction.
         metrics: Metric keys whose last value each row carries (the leaderboard columns);
             a metric sort key is included automatically.
         before: Cursor for the next page.
@@ -354,6 +402,14 @@ def list_runs(
                 after=after,
                 limit=limit,
             )
+        elif sort_key.startswith("param:"):
+            rows, next_cursor, prev_cursor = paginate_segments(
+                c,
+                _param_segments(sort_key[6:], descending, filters, c.dialect.name),
+                before=before,
+                after=after,
+                limit=limit,
+            )
         else:
             sort_column: sa.ColumnElement[Any]
             if sort_key == "created_at":
@@ -364,7 +420,8 @@ def list_runs(
                 )
             else:
                 raise QueryError(
-                    f"Cannot sort runs by {sort!r}. Use created_at, duration or metric:<key>, "
+                    f"Cannot sort runs by {sort!r}. Use created_at, duration, metric:<key> or "
+                    "param:<key>, "
                     "with a leading '-' for descending."
                 )
             query = sa.select(*_RUN_COLUMNS, sort_column.label("sort_value")).where(*filters)

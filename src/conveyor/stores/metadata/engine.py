@@ -11,9 +11,7 @@ from sqlalchemy import event
 
 from conveyor._internal.urls import redact_text, redact_url
 from conveyor.exceptions import ConfigError, SchemaVersionError, StoreError
-
-# The Alembic revision this code expects; tests check it equals the migrations' head.
-HEAD_REVISION = "0008"
+from conveyor.stores.metadata.revision import HEAD_REVISION as HEAD_REVISION
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

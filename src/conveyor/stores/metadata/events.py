@@ -12,12 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any
 
 from conveyor._internal.ids import new_id
-from conveyor.stores.metadata import tables_events as te
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 RUN_STARTED = "run_started"
 RUN_FINISHED = "run_finished"
@@ -111,6 +111,8 @@ def record_event(
     Raises:
         ValueError: `kind` is not one of `KINDS` (a programming error, not user input).
     """
+    from conveyor.stores.metadata import tables_events as te
+
     if kind not in KINDS:
         raise ValueError(f"Unknown event kind {kind!r}; expected one of {', '.join(KINDS)}.")
     event_id = new_id()
@@ -175,6 +177,10 @@ def list_events(
     or the largest as `after` to read what came since. `subject` matches exactly, or as a
     prefix when it ends with ``*``.
     """
+    import sqlalchemy as sa
+
+    from conveyor.stores.metadata import tables_events as te
+
     e = te.events
     query = sa.select(e)
     wanted = [k for k in (kinds or []) if k]
@@ -201,6 +207,10 @@ def list_events(
 
 def last_seq(engine: sa.Engine) -> int:
     """The `seq` of the newest event, 0 for an empty log."""
+    import sqlalchemy as sa
+
+    from conveyor.stores.metadata import tables_events as te
+
     with engine.connect() as c:
         value = c.execute(sa.select(sa.func.max(te.events.c.seq))).scalar()
     return int(value or 0)
@@ -208,6 +218,10 @@ def last_seq(engine: sa.Engine) -> int:
 
 def get_event(engine: sa.Engine, event_id: str) -> Event | None:
     """The event with `event_id`, or None."""
+    import sqlalchemy as sa
+
+    from conveyor.stores.metadata import tables_events as te
+
     with engine.connect() as c:
         row = c.execute(sa.select(te.events).where(te.events.c.id == event_id)).first()
     return None if row is None else event_from_row(row)
@@ -221,6 +235,10 @@ def deliveries(
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """The delivery log (attempts, last code and error per target and event), newest first."""
+    import sqlalchemy as sa
+
+    from conveyor.stores.metadata import tables_events as te
+
     d, e = te.event_deliveries, te.events
     query = sa.select(d, e.c.id.label("event_id"), e.c.kind, e.c.subject).join(
         e, e.c.seq == d.c.event_seq

@@ -134,3 +134,12 @@ step_logs = sa.Table(
     sa.Column("run_id", ID, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
 )
+
+# Every domain's tables join `metadata` whenever this module is imported, so migrations
+# and schema comparisons always see the whole schema.
+from conveyor.stores.metadata import (  # noqa: E402
+    tables_data,  # noqa: F401
+    tables_events,  # noqa: F401
+    tables_monitoring,  # noqa: F401
+    tables_registry,  # noqa: F401
+)

@@ -57,6 +57,9 @@ def runs_page(ui: UI, request: Request) -> Response:
         limit=query_int(request, "limit", 50, 1, 500),
     )
     param_keys = sorted({k for run in page.items for k in run.params})[:MAX_PARAM_COLUMNS]
+    sorted_param = sort.lstrip("-").removeprefix("param:") if "param:" in sort else None
+    if sorted_param and sorted_param not in param_keys:
+        param_keys = [sorted_param, *param_keys[: MAX_PARAM_COLUMNS - 1]]
     return ui.render(
         request,
         "runs.html",
