@@ -112,9 +112,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="conveyor-request-path-"))
     store = None if args.no_log else open_artifact_store(str(work / "artifacts"))
-    options = ServeOptions(
-        reload_interval=None, batching=BatchPolicy(enabled=not args.no_batching)
-    )
+    options = ServeOptions(reload_interval=None, batching=BatchPolicy(enabled=not args.no_batching))
     app = create_app(FixedSource(model, "bench"), options, log_store=store)
 
     import joblib

@@ -267,7 +267,7 @@ class Client:
 
     def compare(self, run_ids: Sequence[str]) -> dict[str, Any]:
         """Params, metrics, code and data versions and cache keys of several runs."""
-        return dict(self._get("/compare", run=list(run_ids)))
+        return dict(self._get("/compare", runs=",".join(run_ids)))
 
     def pipelines(self) -> list[str]:
         """Names of the pipelines that have runs."""

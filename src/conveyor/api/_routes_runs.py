@@ -108,10 +108,17 @@ def metric_keys(request: Request, pipeline: str | None = None) -> Any:
 @returns(rq.RunComparison)
 def compare(
     request: Request,
-    run: Annotated[list[str], Query(description="Run ids, repeatable (1..50).")],
+    runs: Annotated[
+        list[str] | None,
+        Query(description="Run ids separated by commas (1..50): ?runs=ID1,ID2. Repeatable."),
+    ] = None,
+    run: Annotated[
+        list[str] | None, Query(description="One run id, repeatable (the older form).")
+    ] = None,
 ) -> Any:
     """Params, metrics, code and data versions and cache keys of several runs."""
-    return json_response(rq.compare_runs(stores(request).metadata, run))
+    ids = rq.split_run_ids([*(runs or ()), *(run or ())])
+    return json_response(rq.compare_runs(stores(request).metadata, ids))
 
 
 @router.get("/runs/{run_id}", tags=["runs"])

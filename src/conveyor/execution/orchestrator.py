@@ -53,6 +53,7 @@ from conveyor.execution.worker import (
     execute_step_remote,
     store_value,
 )
+from conveyor.execution.writer import BackgroundWriter
 from conveyor.materializers.base import default_registry
 from conveyor.stores.artifacts import ArtifactStore, open_artifact_store
 from conveyor.stores.metadata import MetadataStore, open_metadata_store
@@ -163,8 +164,32 @@ class _Execution:
         self.abandoned = False  # an attempt overran its timeout and may still be running
         # Cache hits recorded together, in one transaction, when the loop next waits.
         self.pending: list[dict[str, Any]] = []
+        # In-process executors hand values downstream in memory (by artifact id), as
+        # well as storing them; each is dropped once every consumer has been launched.
+        self.values: dict[str, Any] = {}
+        self.value_owner: dict[str, str] = {}
+        self.launched: set[str] = set()
+        # In-process: blob writes and the metadata commits after them run in order on a
+        # background thread (see `writer`); other executors write as they go.
+        self.writer = BackgroundWriter() if executor.in_process else None
 
     # ------------------------------------------------------------------ helpers
+    def _write(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
+        """A metadata write, queued behind the blob writes it may point at."""
+        if self.writer is None:
+            fn(*args, **kwargs)
+        else:
+            self.writer.submit(fn, *args, **kwargs)
+
+    def settle(self) -> None:
+        """Wait for every queued write (blobs, then their rows) and stop the writer.
+
+        Raises:
+            StoreError: a background write failed.
+        """
+        if self.writer is not None:
+            self.writer.close()
+
     def emit(self, kind: str, node: str, **info: Any) -> None:
         if self.on_event is not None:
             self.on_event(kind, node, info)
@@ -208,7 +233,8 @@ class _Execution:
             {f"{m}@{self.registry.by_name(m).version}" for m in _materializers(inputs.values())}
         )
         # Declared registry references join the key with the version each points at now.
-        models = self.metadata.current_versions(step.settings.models) if step.settings.models else []
+        declared = step.settings.models
+        models = self.metadata.current_versions(declared) if declared else []
         return self.keys.key_for(
             step,
             node.params,
@@ -241,7 +267,7 @@ class _Execution:
                     self.produced[("__literal__", f"{node.name}.{input_name}")] = ArtifactRef(
                         artifact_id, stored.content_hash, stored.materializer, stored.summary
                     )
-        self.metadata.insert_artifacts(rows)
+        self._write(self.metadata.insert_artifacts, rows)
 
     def _artifact_row(
         self, artifact_id: str, stored: StoredValue, step_run_id: str | None
@@ -283,7 +309,8 @@ class _Execution:
         self.attempts[name] = attempt
         now = time.time()
         if attempt == 1:
-            self.metadata.start_step_runs(
+            self._write(
+                self.metadata.start_step_runs,
                 [
                     {
                         "id": step_run_id,
@@ -297,10 +324,14 @@ class _Execution:
                         "cache_components": self.keys.components(key),
                         "params": _json_params(node.params),
                     }
-                ]
+                ],
             )
         else:
-            self.metadata.update_step_run(step_run_id, attempts=attempt)
+            self._write(self.metadata.update_step_run, step_run_id, attempts=attempt)
+        refs = _refs(inputs.values())
+        preloaded = {ref.id: self.values[ref.id] for ref in refs if ref.id in self.values}
+        if self.writer is not None and self.writer.pending and len(preloaded) < len(refs):
+            self.writer.drain()  # an input is read back from the store: it must be there
         payload = StepPayload(
             run_id=self.run_id,
             step_run_id=step_run_id,
@@ -314,7 +345,12 @@ class _Execution:
             attempt=attempt,
             db_url=self.settings.db_url,
             cache_key=key,
+            preloaded=preloaded,
+            keep_values=not self.remote,
+            writer=self.writer,
         )
+        self.launched.add(name)
+        self._release(node)
         timeout = node.step.settings.timeout
         self.emit("submitted", name, attempt=attempt)
         try:
@@ -374,11 +410,22 @@ class _Execution:
         self.complete(node.name)
         return True
 
+    def _release(self, node: Node) -> None:
+        """Forget in-memory values whose every consumer has been launched."""
+        if not self.values:
+            return
+        for upstream in node.upstream():
+            consumers = self.downstream.get(upstream, ())
+            if all(c in self.launched or c in self.skipped for c in consumers):
+                for artifact_id in [a for a, o in self.value_owner.items() if o == upstream]:
+                    self.values.pop(artifact_id, None)
+                    del self.value_owner[artifact_id]
+
     def flush(self) -> None:
         """Record the cache hits not recorded yet (all in one transaction)."""
         if self.pending:
             pending, self.pending = self.pending, []
-            self.metadata.record_steps(pending)
+            self._write(self.metadata.record_steps, pending)
 
     def _edge(
         self, step_run_id: str, artifact_id: str, direction: str, name: str
@@ -464,7 +511,8 @@ class _Execution:
         self.failed[name] = error
         if record:
             now = time.time()
-            self.metadata.record_step(
+            self._write(
+                self.metadata.record_step,
                 step_run_id=self.step_run_ids.get(name) or new_id(),
                 run_id=self.run_id,
                 insert=True,
@@ -480,7 +528,8 @@ class _Execution:
             )
         self.emit("failed", name, error=str(error))
         self.flush()
-        self.metadata.emit_event(
+        self._write(
+            self.metadata.emit_event,
             STEP_FAILED,
             self.plan.pipeline,
             f"Step {name} of run {self.run_id} failed: {str(error)[:300]}",
@@ -519,7 +568,7 @@ class _Execution:
             )
             self.emit("skipped", child, because=name)
             stack.extend(self.downstream.get(child, ()))
-        self.metadata.start_step_runs(rows)
+        self._write(self.metadata.start_step_runs, rows)
 
     def finish(self, future: cf.Future[StepResult], attempt: _Attempt) -> None:
         node = self.nodes[attempt.node]
@@ -559,11 +608,16 @@ class _Execution:
             self.produced[(node.name, name)] = ArtifactRef(
                 artifact_id, stored.content_hash, stored.materializer, stored.summary
             )
+            if name in result.values and self.downstream.get(node.name):
+                self.values[artifact_id] = result.values[name]
+                self.value_owner[artifact_id] = node.name
+        result.values = {}
         logged_rows, logged_edges = self._logged(step_run_id, result)
         artifact_rows += logged_rows
         edges += logged_edges
         params = _json_params({**node.params, **result.params})
-        self.metadata.record_step(
+        self._write(
+            self.metadata.record_step,
             step_run_id=step_run_id,
             run_id=self.run_id,
             fields={
@@ -626,7 +680,8 @@ class _Execution:
             error.__cause__ = result.exception
         # What the failed attempt logged (a validation report, say) is kept for inspection.
         logged_rows, logged_edges = self._logged(attempt.step_run_id, result)
-        self.metadata.record_step(
+        self._write(
+            self.metadata.record_step,
             step_run_id=attempt.step_run_id,
             run_id=self.run_id,
             new_artifacts=logged_rows,
@@ -662,6 +717,7 @@ class _Execution:
                 if self.retry_heap:
                     time.sleep(max(0.0, self.retry_heap[0][0] - time.time()))
                     continue
+                self.settle()
                 return
             wake = [a.deadline for a in self.running.values() if a.deadline is not None]
             if self.retry_heap:
@@ -706,6 +762,19 @@ class _Execution:
             elif isinstance(value, tuple):
                 result[name] = [v.id for v in value]
         return result
+
+
+def _refs(values: Any) -> list[ArtifactRef]:
+    refs: list[ArtifactRef] = []
+    for value in values:
+        if isinstance(value, ArtifactRef):
+            refs.append(value)
+        elif isinstance(value, ItemRef):
+            source = value.artifact
+            refs.extend(source if isinstance(source, tuple) else (source,))
+        else:
+            refs.extend(_refs(value))
+    return refs
 
 
 def _materializers(values: Any) -> set[str]:
@@ -810,6 +879,7 @@ def run_pipeline(
         status = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else FAILED
         try:
             execution.flush()
+            execution.settle()
         except Exception:  # the run is recorded as failed below either way
             pass
         metadata.update_run(

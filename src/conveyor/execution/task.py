@@ -26,8 +26,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from conveyor._internal.ids import new_id
 from conveyor.core.pipeline import GatherInput, ItemInput, Node, Pipeline
 from conveyor.exceptions import ConfigError, ConveyorError, NotFoundError
@@ -35,9 +33,8 @@ from conveyor.execution.executors import make_executor
 from conveyor.execution.orchestrator import _Execution, _json_params, code_version
 from conveyor.execution.worker import ArtifactRef
 from conveyor.stores.artifacts import open_artifact_store
-from conveyor.stores.metadata import MetadataStore, open_metadata_store
-from conveyor.stores.metadata import tables as t
-from conveyor.stores.metadata.store import COMPLETED, FAILED, RUNNING, SKIPPED
+from conveyor.stores.metadata.statuses import COMPLETED, FAILED, RUNNING, SKIPPED
+from conveyor.stores.metadata.store import MetadataStore, open_metadata_store
 
 if TYPE_CHECKING:
     from conveyor.config import Settings
@@ -59,12 +56,7 @@ class TaskOutcome:
 
 def find_run(metadata: MetadataStore, run_key: str) -> str | None:
     """The id of the run an orchestrator run key started, or None."""
-    with metadata.engine.connect() as c:
-        return c.execute(
-            sa.select(t.run_tags.c.run_id)
-            .where(t.run_tags.c.key == RUN_KEY_TAG, t.run_tags.c.value == run_key)
-            .limit(1)
-        ).scalar()
+    return metadata.find_run_by_tag(RUN_KEY_TAG, run_key)
 
 
 def _run_for(metadata: MetadataStore, run_key: str) -> dict[str, Any]:
@@ -138,18 +130,15 @@ class _TaskExecution(_Execution):
     def restore(self, rows: list[dict[str, Any]]) -> None:
         """Outputs of the step runs of this run that completed, as if produced here."""
         done = {r["name"]: r for r in rows if r["status"] == COMPLETED}
-        edges = self.metadata.step_edges([r["id"] for r in done.values()])
-        by_step = {r["id"]: r["name"] for r in done.values()}
-        for edge in edges:
-            if edge["direction"] != "out":
-                continue
-            artifact = self.metadata.get_artifact(edge["artifact_id"])
-            self.produced[(by_step[edge["step_run_id"]], edge["name"])] = ArtifactRef(
-                artifact["id"],
-                artifact["content_hash"],
-                artifact["materializer"],
-                dict(artifact.get("summary") or {}),
-            )
+        # One query for every output of the run, not one per lineage edge.
+        for step, outputs in self.metadata.step_outputs(self.run_id).items():
+            for output, artifact in outputs.items():
+                self.produced[(step, output)] = ArtifactRef(
+                    artifact["id"],
+                    artifact["content_hash"],
+                    artifact["materializer"],
+                    dict(artifact.get("summary") or {}),
+                )
         for node in self.plan.nodes.values():
             if node.is_dynamic_map:
                 children = sorted(

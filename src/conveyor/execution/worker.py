@@ -7,18 +7,22 @@ The worker loads inputs from the artifact store, runs the user's function inside
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.core.context import StepContext, enter_context, exit_context
 from conveyor.exceptions import ConveyorError, MaterializerError
 from conveyor.execution.logs import capture
 from conveyor.materializers.base import MaterializerRegistry, default_registry
 from conveyor.stores.artifacts import ArtifactStore, open_artifact_store
+
+if TYPE_CHECKING:
+    from conveyor.execution.writer import BackgroundWriter
 
 _HOST = socket.gethostname()
 
@@ -73,6 +77,12 @@ class StepPayload:
     attempt: int = 1
     db_url: str | None = None
     cache_key: str | None = None
+    # In-process executors: input values still in memory, by artifact id (not loaded
+    # again from the store), and whether to hand the outputs back the same way.
+    preloaded: dict[str, Any] = field(default_factory=dict)
+    keep_values: bool = False
+    # In-process executors: where output blobs are written, in the background.
+    writer: BackgroundWriter | None = None
 
 
 @dataclass
@@ -90,16 +100,32 @@ class StepResult:
     error: str = ""
     traceback: str = ""
     exception: BaseException | None = None
+    # The output values themselves, when the payload asked for them (in-process only).
+    values: dict[str, Any] = field(default_factory=dict)
     host: str = _HOST
     pid: int = 0
 
 
 def store_value(
-    store: ArtifactStore, registry: MaterializerRegistry, name: str, value: Any, kind: str
+    store: ArtifactStore,
+    registry: MaterializerRegistry,
+    name: str,
+    value: Any,
+    kind: str,
+    writer: BackgroundWriter | None = None,
 ) -> StoredValue:
-    """Materialize `value` and put it in the store (deduplicated by content)."""
+    """Materialize `value` and put it in the store (deduplicated by content).
+
+    With a `writer`, the bytes are written (and made durable) in its background thread;
+    the orchestrator queues the metadata that points at them after that write.
+    """
     materializer, data, summary = registry.dump(value)
-    content_hash, uri = store.put(data)
+    if writer is None:
+        content_hash, uri = store.put(data)
+    else:
+        content_hash = hashlib.sha256(data).hexdigest()
+        uri = store.uri(content_hash)
+        writer.submit(store.put, data)
     cls = type(value)
     return StoredValue(
         name=name,
@@ -185,7 +211,7 @@ def execute_step(payload: StepPayload) -> StepResult:
     with capture() as buffer:
         token = enter_context(context)
         try:
-            memo: dict[str, Any] = {}
+            memo: dict[str, Any] = dict(payload.preloaded)
             kwargs = dict(payload.params)
             for name, value in payload.inputs.items():
                 kwargs[name] = _load_input(store, registry, value, memo)
@@ -194,7 +220,11 @@ def execute_step(payload: StepPayload) -> StepResult:
             returned = body(**kwargs)
             for name, value in _split_outputs(payload, returned).items():
                 try:
-                    result.outputs[name] = store_value(store, registry, name, value, "output")
+                    result.outputs[name] = store_value(
+                        store, registry, name, value, "output", payload.writer
+                    )
+                    if payload.keep_values:
+                        result.values[name] = value
                 except MaterializerError as exc:
                     raise MaterializerError(
                         f"Output {name!r} of step {payload.node!r} could not be stored: {exc}"

@@ -45,6 +45,8 @@ class MaterializerRegistry:
         self._by_name: dict[str, Materializer] = {}
         self._fallback: Materializer | None = None
         self.self_serializing: Materializer | None = None
+        # Tried before the fallback: dicts, lists and tuples of frames and arrays.
+        self.container: Materializer | None = None
         self._lock = threading.Lock()
 
     def register(self, key: type | str, materializer: Materializer) -> None:
@@ -85,6 +87,16 @@ class MaterializerRegistry:
             data = materializer.save(value)
         return materializer, data, materializer.summary(value, data)
 
+    def set_container(self, materializer: Materializer) -> None:
+        """The materializer for containers no type-registered one accepts."""
+        self.container = materializer
+        self._by_name[materializer.name] = materializer
+
+    @property
+    def fallback(self) -> Materializer | None:
+        """The materializer of values nothing else stores (None: such values fail)."""
+        return self._fallback
+
     def set_fallback(self, materializer: Materializer) -> None:
         self._fallback = materializer
         self._by_name[materializer.name] = materializer
@@ -109,6 +121,9 @@ class MaterializerRegistry:
             materializer = self._by_type.get(cls) or self._by_type.get(qualified_name(cls))
             if materializer is not None and getattr(materializer, "accepts", lambda v: True)(value):
                 return materializer
+        container = self.container
+        if container is not None and getattr(container, "accepts", lambda v: False)(value):
+            return container
         if self._fallback is None:
             raise MaterializerError(
                 f"No materializer for values of type {qualified_name(type(value))}."

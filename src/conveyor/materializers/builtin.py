@@ -361,6 +361,7 @@ def install(registry: MaterializerRegistry) -> None:
     registry.register("pandas.DataFrame", pandas_m)
     registry.register("pandas.core.frame.DataFrame", pandas_m)
     registry.register("pandas.core.series.Series", pandas_m)
+    registry.register("pandas.Series", pandas_m)  # its __module__ in pandas >= 2.2
     registry.register("pyarrow.lib.Table", ArrowMaterializer())
     registry.register("polars.dataframe.frame.DataFrame", PolarsMaterializer())
     sklearn_m = SklearnMaterializer()
@@ -370,4 +371,7 @@ def install(registry: MaterializerRegistry) -> None:
     registry.register(SklearnMaterializer.name, sklearn_m)
     registry.self_serializing = SelfSerializingMaterializer()
     registry.register(SelfSerializingMaterializer.name, registry.self_serializing)
+    from conveyor.materializers.containers import ContainerMaterializer
+
+    registry.set_container(ContainerMaterializer(registry))
     registry.set_fallback(CloudpickleMaterializer())

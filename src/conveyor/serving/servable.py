@@ -110,6 +110,13 @@ def _direct(model: Any, method: str) -> Any:
     model call for a small forest. For an all-float64 signature, a frame of float64
     columns in signature order (what the server and the validator build) is already what
     the coercion would return, so the fitted object is called directly.
+
+    A scikit-learn estimator fitted on a frame whose columns are the signature's (its
+    ``feature_names_in_``) is called with the frame's float64 array instead: its checks of
+    a DataFrame input (dtypes, feature names, through pandas) cost a one-row LR pipeline
+    three times its arithmetic. The first call computes both and keeps the array path
+    only when it returns the same values (an estimator that needs column names, a
+    ColumnTransformer selecting by name say, stays on frames).
     """
     wrapped = getattr(model, method)
     signature = getattr(model, "signature", None)
@@ -128,13 +135,59 @@ def _direct(model: Any, method: str) -> Any:
     raw = getattr(obj, method)
     names = list(signature.names)
     f64 = np.dtype(np.float64)
+    fitted = getattr(obj, "feature_names_in_", None)
+    by_array = _ArrayPath(raw) if fitted is not None and list(fitted) == names else None
 
     def call(frame: pd.DataFrame) -> Any:
-        if frame.columns.tolist() == names and all(d == f64 for d in frame.dtypes):
+        if frame.columns.tolist() != names:
+            return wrapped(frame)
+        if by_array is not None and by_array.usable is not False:
+            values = frame.to_numpy()
+            if values.dtype == f64:
+                return by_array(frame, values)
+        if all(d == f64 for d in frame.dtypes):
             return raw(frame)
         return wrapped(frame)
 
     return call
+
+
+# What scikit-learn says when an estimator fitted on a frame gets an array: expected on
+# the array path, whose columns were checked against the fitted names beforehand.
+_NO_NAMES = "X does not have valid feature names"
+
+
+class _ArrayPath:
+    """Calls a fitted estimator with an array, once shown to answer as with the frame."""
+
+    __slots__ = ("raw", "usable")
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.usable: bool | None = None  # None: not tried yet
+
+    def _quiet(self, values: np.ndarray) -> Any:
+        import warnings
+
+        # catch_warnings swaps the process-wide filter list: only the model thread calls
+        # this, and the one filter added hides nothing but the message above.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_NO_NAMES, category=UserWarning)
+            return self.raw(values)
+
+    def __call__(self, frame: pd.DataFrame, values: np.ndarray) -> Any:
+        if self.usable:
+            return self._quiet(values)
+        import numpy as np
+
+        expected = self.raw(frame)
+        try:
+            got = self._quiet(values)
+            same = np.array_equal(np.asarray(got), np.asarray(expected))
+        except Exception:
+            same = False
+        self.usable = same
+        return expected
 
 
 class ModelSource(Protocol):
@@ -248,6 +301,7 @@ class RegistrySource:
             found.content_hash,
             metadata=registry.metadata_store,
             trusted=self.trusted | set(found.trusted_types),
+            flavor=found.flavor,
         )
         servable = servable_from_model(model, self.name, version)
         _record_loaded(registry, self.ref, self.name, version)

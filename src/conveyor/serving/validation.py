@@ -17,6 +17,7 @@ Problems are named by kind, so clients can act on them:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -524,6 +525,19 @@ def _outside_int64(arr: np.ndarray) -> np.ndarray:
         return ~np.isnan(arr) & ~((arr >= -(2.0**63)) & (arr < 2.0**63))  # type: ignore[no-any-return]
 
 
+@functools.lru_cache(maxsize=64)
+def _column_index(names: tuple[str, ...]) -> pd.Index:
+    """The column labels of a model input frame, built once per signature.
+
+    An object Index: building pandas' string Index (Arrow-backed) for every request, and
+    scikit-learn turning it back into an object array to check feature names, cost more
+    than a one-row model call.
+    """
+    import pandas as pd
+
+    return pd.Index(list(names), dtype=object)
+
+
 def build_frame(rules: Sequence[ColumnRule], columns: Mapping[str, list[Any]]) -> pd.DataFrame:
     """The model input frame from validated JSON columns (one allocation per column).
 
@@ -536,7 +550,7 @@ def build_frame(rules: Sequence[ColumnRule], columns: Mapping[str, list[Any]]) -
     names = [r.name for r in rules]
     if all(r.dtype == "float" for r in rules):
         block = np.array([columns[n] for n in names], dtype=np.float64).T
-        return pd.DataFrame(block, columns=names, copy=False)
+        return pd.DataFrame(block, columns=_column_index(tuple(names)), copy=False)
     data: dict[str, Any] = {}
     for rule in rules:
         values = columns[rule.name]

@@ -28,7 +28,7 @@ _HEX = set("0123456789abcdef")
 
 
 def _check_hash(content_hash: str) -> str:
-    if len(content_hash) != 64 or not set(content_hash) <= _HEX:
+    if len(content_hash) != 64 or not _HEX.issuperset(content_hash):
         raise StoreError(f"{content_hash!r} is not a sha256 content hash.")
     return content_hash
 
@@ -154,7 +154,8 @@ class LocalArtifactStore:
         return data
 
     def exists(self, content_hash: str) -> bool:
-        return self._path(content_hash).exists()
+        _check_hash(content_hash)
+        return os.path.exists(f"{self._objects}/{content_hash[:2]}/{content_hash}")
 
     def write_file(self, path: str, data: bytes) -> str:
         target = self.root / "files" / _check_relative(path)

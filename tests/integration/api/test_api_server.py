@@ -118,6 +118,32 @@ def test_compare_shows_what_differs(viewer: Client, project: Project) -> None:
     assert set(comparison["cache_keys"]["fit"]) == set(ids)
 
 
+def test_compare_accepts_both_run_list_forms_in_api_and_page(
+    server: Server, project: Project
+) -> None:
+    runs = project.filled.runs
+    ids = [runs["train0"], runs["train1"]]
+    headers = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
+    forms = [{"runs": ",".join(ids)}, {"runs": ids}, {"run": ids}]
+    for params in forms:
+        api = httpx.get(f"{server.url}/api/v1/compare", params=params, headers=headers)
+        assert api.status_code == 200, (params, api.text)
+        assert [r["id"] for r in api.json()["runs"]] == ids
+        page = httpx.get(f"{server.url}/compare", params=params, headers=headers)
+        assert page.status_code == 200, (params, page.text[:300])
+        assert all(i in page.text for i in ids)
+    missing = httpx.get(f"{server.url}/api/v1/compare", headers=headers)
+    assert missing.status_code == 400
+    assert "Compare needs" in missing.json()["detail"]
+
+
+def test_runs_sorted_by_a_param(viewer: Client, project: Project) -> None:
+    rows = viewer.runs(pipeline="train", sort="-param:alpha").items
+    alphas = [r["params"]["alpha"] for r in rows]
+    assert len(alphas) == 4
+    assert alphas == sorted(alphas, reverse=True)
+
+
 def test_table_preview_and_verified_download(viewer: Client, project: Project) -> None:
     artifacts = viewer.artifacts(run_id=project.filled.runs["train0"], limit=100)
     train = next(a for a in artifacts if a["name"] == "train")

@@ -33,6 +33,7 @@ pytestmark = [
 
 BIN = Path(sys.executable).parent
 CONVEYOR = str(BIN / "conveyor")
+IMAGE = "registry.example/ml-python:1"
 
 PIPELINE = textwrap.dedent(
     """
@@ -84,8 +85,7 @@ def test_kfp_local_runs_the_exported_pipeline_with_the_same_cache_and_lineage(
     env = dict(os.environ)
     spec = project / "flow-pipeline.yaml"
     _run(
-        [CONVEYOR, "export", "kfp", "pipelines/flow.py:flow", "-o", str(spec)]
-        + ["--image", "registry.example/ml-python:1"],
+        [CONVEYOR, "export", "kfp", "pipelines/flow.py:flow", "-o", str(spec), "--image", IMAGE],
         project,
         env,
     )

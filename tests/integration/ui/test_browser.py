@@ -166,6 +166,26 @@ def test_filters_search_sort_and_compare(site: Site, page: Any):
     numbers = [float(v) for v in values if re.fullmatch(r"[-+.\de]+", v)]
     assert len(numbers) == 3 and numbers == sorted(numbers, reverse=True)
 
+    # A parameter header sorts too; a second click reverses the order.
+    page.click("#runs thead th.param a:text-is('alpha')")
+    page.wait_for_url(re.compile(r"sort=-param%3Aalpha"))
+
+    def alphas(header: str) -> list[float]:
+        heads = page.eval_on_selector_all(
+            "#runs thead th", "els => els.map(e => e.innerText.trim())"
+        )
+        cells = page.eval_on_selector_all(
+            f"#runs tbody tr td:nth-child({heads.index(header) + 1})",
+            "els => els.map(e => e.innerText.trim())",
+        )
+        return [float(v) for v in cells]
+
+    down = alphas("alpha ▼")
+    assert len(down) == 4 and down == sorted(down, reverse=True)
+    page.click("#runs thead th.param a:text-is('alpha ▼')")
+    page.wait_for_url(re.compile(r"sort=param%3Aalpha"))
+    assert alphas("alpha ▲") == sorted(down)
+
     boxes = page.locator("#runs tbody input[type=checkbox]")
     boxes.nth(0).check()
     boxes.nth(1).check()

@@ -174,11 +174,9 @@ def test_param_sort_orders_numbers_then_text_then_runs_without_it(
 
 
 def test_param_sort_combines_with_filters_and_rejects_bad_names(store) -> None:
-    db, ids = store
+    db, _ = store
     rows = [r for page in _walk(db, sort="-param:i", pipeline="train") for r in page]
-    assert [r.params["i"] for r in rows] == sorted(
-        (i for i in range(RUNS) if i % 2), reverse=True
-    )
+    assert [r.params["i"] for r in rows] == sorted((i for i in range(RUNS) if i % 2), reverse=True)
     with pytest.raises(QueryError, match="parameter name"):
         rq.list_runs(db, sort='param:a"b')
     with pytest.raises(QueryError, match="parameter name"):

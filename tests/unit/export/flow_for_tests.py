@@ -43,3 +43,17 @@ def long_chain(n: int = 200):
     for _ in range(n - 1):
         value = inc(value)
     return value
+
+
+@step(retries=1)
+def flaky(x: int) -> int:
+    flag = os.environ["CONVEYOR_TEST_FAIL_ONCE"]
+    if not Path(flag).exists():
+        Path(flag).write_text("failed once")
+        raise RuntimeError("transient failure")
+    return x
+
+
+@pipeline
+def retried(n: int = 1):
+    return flaky(n)

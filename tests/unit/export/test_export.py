@@ -145,7 +145,7 @@ def test_kfp_spec_loads_and_recompiles_with_the_kfp_sdk(project: Path) -> None:
     document = yaml.safe_load((project / "pipeline.yaml").read_text())
     inner = document["components"]["comp-exit-handler-1"]["dag"]["tasks"]
     assert inner["for-loop-1"]["parameterIterator"]["items"] == {
-        "inputParameter": "pipelinechannel--square-width-indices"
+        "inputParameter": "pipelinechannel--square-width-Output"
     }
     assert all(
         task.get("cachingOptions") == {} for name, task in inner.items() if name != "for-loop-1"

@@ -76,6 +76,24 @@ def test_an_orchestrated_run_records_what_a_local_run_does(project: Path) -> Non
     assert {s["cache_key"] for s in local.steps()} == {s["cache_key"] for s in steps.values()}
 
 
+@pytest.mark.postgres
+def test_an_orchestrated_run_on_postgres_is_cached_for_a_local_run(
+    project: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONVEYOR_DB_URL", postgres_url)
+    run_id = drive("kfp-pg-1", {"n": 2})
+    settings = load_settings()
+    store = open_metadata_store(settings.db_url)
+    assert store.dialect == "postgresql"
+    assert store.find_run_by_tag("conveyor.orchestrator_run", "kfp-pg-1") == run_id
+    steps = {s["name"]: s for s in store.step_runs(run_id)}
+    assert sorted(steps) == ["load", "square[0]", "square[1]", "total"]
+    outputs = store.step_outputs(run_id)
+    assert sorted(outputs) == sorted(steps) and set(outputs["load"]) == {"output"}
+    local = run_pipeline(flow, {"n": 2}, settings=settings)
+    assert all(s["cache_hit"] for s in local.steps())
+
+
 def test_a_local_run_first_makes_every_task_a_cache_hit(project: Path) -> None:
     settings = load_settings()
     run_pipeline(flow, {}, settings=settings)
@@ -104,6 +122,19 @@ def test_an_orchestrator_retry_is_the_next_attempt_of_the_same_step_run(
     # A task run again after it completed does nothing.
     again = task("run", TARGET, "--run-key", key, "--node", "square", "--index", "1")
     assert again.endswith("already")
+
+
+def test_a_steps_own_retries_run_inside_its_task(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONVEYOR_TEST_FAIL_ONCE", str(project / "failed-once"))
+    target = "tests.unit.export.flow_for_tests:retried"
+    run_id = task("start", target, "--run-key", "own-retries")
+    assert task("run", target, "--run-key", "own-retries", "--node", "flaky").endswith(
+        ": completed"
+    )
+    (row,) = open_metadata_store(load_settings().db_url).step_runs(run_id)
+    assert (row["status"], row["attempts"]) == ("completed", 2)
 
 
 def test_finish_after_a_failure_records_the_run_failed(
@@ -247,6 +278,8 @@ def test_the_fast_entry_runs_a_task_without_the_cli_framework(project: Path) -> 
     assert done.stdout.strip().endswith(": completed")
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert "typer" not in imported and "rich" not in imported
+    # On an existing SQLite store the task path runs on the standard library's sqlite3.
+    assert "sqlalchemy" not in imported
     again = subprocess.run(
         [
             sys.executable,

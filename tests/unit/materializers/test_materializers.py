@@ -185,3 +185,86 @@ def test_self_serializing_refuses_classes_outside_conveyor() -> None:
     registry = default_registry()
     with pytest.raises(MaterializerError, match="must be conveyor classes"):
         registry.by_name("conveyor.object").load(b"", {"class": "os:system"})
+
+
+def test_a_series_is_parquet_not_pickle() -> None:
+    series = pd.Series([1, 2, 3], name="y", index=[7, 8, 9])
+    name, loaded, _ = round_trip(series)
+    assert name == "pandas.parquet"
+    pd.testing.assert_series_equal(loaded, series)
+
+
+def test_a_dict_of_frames_is_stored_without_pickle(caplog: pytest.LogCaptureFixture) -> None:
+    frame = pd.DataFrame({"a": np.arange(4.0), "b": list("wxyz")}, index=[3, 1, 2, 0])
+    parts = {
+        "X_train": frame,
+        "X_test": frame.iloc[:2],
+        "y_train": pd.Series([0, 1, 0, 1], name="target"),
+        "y_test": pd.Series([1, 0], name="target"),
+    }
+    with caplog.at_level(logging.WARNING, logger="conveyor.materializers"):
+        name, loaded, summary = round_trip(parts)
+    assert name == "conveyor.container" and caplog.text == ""
+    assert list(loaded) == list(parts)
+    pd.testing.assert_frame_equal(loaded["X_train"], parts["X_train"])
+    pd.testing.assert_frame_equal(loaded["X_test"], parts["X_test"])
+    pd.testing.assert_series_equal(loaded["y_test"], parts["y_test"])
+    assert summary["python_type"] == "dict" and summary["length"] == 4
+    assert [m["key"] for m in summary["members"]] == list(parts)
+    assert summary["members"][0]["shape"] == [4, 2]
+
+
+def test_tuples_lists_and_nesting_keep_their_shape() -> None:
+    value = (np.arange(3), {"inner": [np.ones(2), 5, "x"], "n": None})
+    name, loaded, summary = round_trip(value)
+    assert name == "conveyor.container" and summary["length"] == 2
+    assert type(loaded) is tuple and type(loaded[1]["inner"]) is list
+    np.testing.assert_array_equal(loaded[0], value[0])
+    np.testing.assert_array_equal(loaded[1]["inner"][0], np.ones(2))
+    assert loaded[1]["inner"][1:] == [5, "x"] and loaded[1]["n"] is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"a": 1, "b": [1, 2]}, (1, "x"), [], {}],
+)
+def test_plain_containers_stay_json(value: Any) -> None:
+    assert round_trip(value)[0] == "json"
+
+
+@pytest.mark.parametrize("value", [{1: np.arange(2)}, {"a": np.arange(2), "b": Opaque(1)}])
+def test_containers_with_unsafe_members_or_keys_are_not_containers(value: Any) -> None:
+    assert default_registry().for_value(value).name == "cloudpickle"
+
+
+def test_a_container_never_loads_a_pickled_member() -> None:
+    from conveyor.materializers.containers import MAGIC
+
+    pickled = b"\x80\x04K\x01."
+    header = b'{"kind":"list","items":[{"materializer":"cloudpickle","size":5,"summary":{}}]}'
+    forged = MAGIC + len(header).to_bytes(8, "big") + header + pickled
+    with pytest.raises(MaterializerError, match="Refusing to load a container member"):
+        default_registry().by_name("conveyor.container").load(forged, {})
+
+
+def test_pandas_members_are_pickled_but_load_only_pandas_constructors() -> None:
+    import pickle
+
+    from conveyor.materializers.containers import MAGIC, PANDAS_PICKLE
+
+    frame = pd.DataFrame({"a": [1.0, 2.0], "t": pd.to_datetime(["2020-01-01", "2021-01-02"])})
+    _, loaded, summary = round_trip({"frame": frame, "y": pd.Series([1, 2], name="y")})
+    assert [m["materializer"] for m in summary["members"]] == [PANDAS_PICKLE, PANDAS_PICKLE]
+    pd.testing.assert_frame_equal(loaded["frame"], frame)
+    # A frame holding objects of other classes is not pickled: Parquet cannot store it
+    # either, so the whole dict takes the cloudpickle fallback, as before containers.
+    odd = pd.DataFrame({"a": [Opaque(1)]})
+    assert round_trip({"odd": odd})[0] == "cloudpickle"
+    evil = pickle.dumps(subprocess.run)  # names a callable outside the allowed constructors
+    header = b'{"kind":"list","items":[{"materializer":"%s","size":%d,"summary":{}}]}' % (
+        PANDAS_PICKLE.encode(),
+        len(evil),
+    )
+    forged = MAGIC + len(header).to_bytes(8, "big") + header + evil
+    with pytest.raises(MaterializerError, match=r"Refusing to unpickle subprocess\.run"):
+        default_registry().by_name("conveyor.container").load(forged, {})

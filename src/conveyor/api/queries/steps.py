@@ -109,21 +109,39 @@ class StepLogs:
 
 
 def _step_summary(row: Any) -> StepRunSummary:
+    # Positional: a Row's attribute access costs more than building the summary, and a run
+    # page reads thousands of these. The row starts with _STEP_COLUMNS, in that order.
+    (
+        id_,
+        run_id,
+        name,
+        step,
+        status,
+        attempts,
+        started_at,
+        ended_at,
+        duration,
+        cache_key,
+        cache_hit,
+        cache_source,
+        error_type,
+        error,
+    ) = tuple(row)[:14]
     return StepRunSummary(
-        id=row.id,
-        run_id=row.run_id,
-        name=row.name,
-        step=row.step,
-        status=row.status,
-        attempts=row.attempts,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        duration=row.duration,
-        cache_key=row.cache_key,
-        cache_hit=bool(row.cache_hit),
-        cache_source=row.cache_source,
-        error_type=row.error_type,
-        error=_first_line(row.error),
+        id_,
+        run_id,
+        name,
+        step,
+        status,
+        attempts,
+        started_at,
+        ended_at,
+        duration,
+        cache_key,
+        bool(cache_hit),
+        cache_source,
+        error_type,
+        _first_line(error) if error else error,
     )
 
 
@@ -211,25 +229,25 @@ def run_graph(db: MetadataStore, run_id: str, *, max_steps: int = MAX_STEPS_PAGE
             .where(e.c.run_id == run_id)
             .order_by(e.c.id)
         ).all()
+    # Plain tuples until the end: Row attribute access and hashing dataclasses dominated
+    # this function on a 2,000-step run.
     producers: dict[str, list[str]] = {}
-    for edge in run_edges:
-        if edge.direction == "out":
-            producers.setdefault(edge.artifact_id, []).append(edge.step_run_id)
-    links = [
-        (source, edge.step_run_id, edge.artifact_id, edge.name)
-        for edge in run_edges
-        if edge.direction == "in"
-        for source in producers.get(edge.artifact_id, ())
-    ]
+    inputs: list[tuple[str, str, str]] = []
+    for step_run_id, artifact_id, direction, name in map(tuple, run_edges):
+        if direction == "out":
+            producers.setdefault(artifact_id, []).append(step_run_id)
+        elif direction == "in":
+            inputs.append((step_run_id, artifact_id, name))
     steps = tuple(_step_summary(r) for r in rows)
     known = {step.id for step in steps}
-    edges = tuple(
-        dict.fromkeys(
-            StepEdge(source=source, target=target, artifact_id=artifact, name=name)
-            for source, target, artifact, name in links
-            if source in known and target in known and source != target
-        )
+    links = dict.fromkeys(
+        (source, target, artifact, name)
+        for target, artifact, name in inputs
+        if target in known
+        for source in producers.get(artifact, ())
+        if source in known and source != target
     )
+    edges = tuple(StepEdge(*link) for link in links)
     return RunGraph(run_id=run_id, steps=steps, edges=edges)
 
 

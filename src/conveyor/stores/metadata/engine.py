@@ -11,9 +11,20 @@ from sqlalchemy import event
 
 from conveyor._internal.urls import redact_text, redact_url
 from conveyor.exceptions import ConfigError, SchemaVersionError, StoreError
-from conveyor.stores.metadata.revision import HEAD_REVISION as HEAD_REVISION
+from conveyor.stores.metadata.revision import HEAD_REVISION
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+__all__ = [
+    "HEAD_REVISION",
+    "MIGRATIONS",
+    "READ_ONLY",
+    "current_revision",
+    "driver_message",
+    "ensure_schema",
+    "make_engine",
+    "upgrade",
+]
 
 _ENGINES: dict[str, sa.Engine] = {}
 _LOCK = threading.Lock()

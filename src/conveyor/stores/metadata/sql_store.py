@@ -278,9 +278,7 @@ class SqlAlchemyStore:
         if insert:
             c.execute(t.step_runs.insert(), [{"id": step_run_id, "run_id": run_id, **fields}])
         else:
-            c.execute(
-                t.step_runs.update().where(t.step_runs.c.id == step_run_id).values(**fields)
-            )
+            c.execute(t.step_runs.update().where(t.step_runs.c.id == step_run_id).values(**fields))
         if new_artifacts:
             c.execute(t.artifacts.insert(), [dict(a) for a in new_artifacts])
         if edges:
@@ -476,6 +474,38 @@ class SqlAlchemyStore:
                     sa.select(t.edges).where(t.edges.c.step_run_id.in_(ids))
                 ).mappings()
             ]
+
+    def find_run_by_tag(self, key: str, value: str) -> str | None:
+        with self.engine.connect() as c:
+            found = c.execute(
+                sa.select(t.run_tags.c.run_id)
+                .where(t.run_tags.c.key == key, t.run_tags.c.value == value)
+                .limit(1)
+            ).scalar()
+        return None if found is None else str(found)
+
+    def step_outputs(self, run_id: str) -> dict[str, dict[str, dict[str, Any]]]:
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(
+                    t.step_runs.c.name.label("step_name"),
+                    t.edges.c.name.label("edge_name"),
+                    t.artifacts,
+                )
+                .join(t.edges, t.edges.c.step_run_id == t.step_runs.c.id)
+                .join(t.artifacts, t.artifacts.c.id == t.edges.c.artifact_id)
+                .where(
+                    t.step_runs.c.run_id == run_id,
+                    t.step_runs.c.status == COMPLETED,
+                    t.edges.c.direction == "out",
+                )
+            ).mappings()
+            out: dict[str, dict[str, dict[str, Any]]] = {}
+            for row in rows:
+                record = dict(row)
+                step = record.pop("step_name")
+                out.setdefault(step, {})[record.pop("edge_name")] = record
+        return out
 
     # ------------------------------------------------------------------ metrics
     def metrics(self, run_id: str) -> list[dict[str, Any]]:

@@ -75,7 +75,8 @@ def open_direct(url: str) -> SqliteDirect | None:
         direct = _OPEN.get(url)
         if direct is None:
             direct = _OPEN[url] = SqliteDirect(path)
-        return direct
+    direct.reopen_if_replaced()
+    return direct
 
 
 def _encode_json(value: Any) -> str:
@@ -124,6 +125,22 @@ class SqliteDirect:
         self._connection: sqlite3.Connection | None = None
         self._pid = 0
         self._tables: dict[str, _Table] = {}
+        self._file: tuple[int, int] | None = None
+
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return None
+        return stat.st_dev, stat.st_ino
+
+    def reopen_if_replaced(self) -> None:
+        """Reconnect when the file was deleted or replaced since the connection opened
+        (a connection would go on writing to the old, unlinked file)."""
+        with self._lock:
+            if self._connection is not None and self._identity() != self._file:
+                self._connection.close()
+                self._connection = None
 
     # ------------------------------------------------------------------ plumbing
     def _connect(self) -> sqlite3.Connection:
@@ -143,6 +160,7 @@ class SqliteDirect:
         connection.execute("PRAGMA foreign_keys=ON")
         # A connection inherited through fork() is never used: it belongs to the parent.
         self._connection, self._pid, self._tables = connection, os.getpid(), {}
+        self._file = self._identity()
         return connection
 
     def _table(self, name: str) -> _Table:
@@ -327,7 +345,9 @@ class SqliteDirect:
                 )
                 .fetchall()
             )
-        dead = [r["id"] for r in rows if r["pid"] is not None and not alive(r["pid"], r["proc_start"])]
+        dead = [
+            r["id"] for r in rows if r["pid"] is not None and not alive(r["pid"], r["proc_start"])
+        ]
         if dead:
             now = time.time()
             marks = ", ".join("?" * len(dead))
@@ -375,6 +395,7 @@ class SqliteDirect:
     def _record_step(
         self,
         c: sqlite3.Connection,
+        inserts: dict[str, list[Mapping[str, Any]]],
         *,
         step_run_id: str,
         run_id: str,
@@ -386,34 +407,53 @@ class SqliteDirect:
         tags: Mapping[str, str] | None = None,
         insert: bool = False,
     ) -> None:
+        """One step's writes; its inserts join `inserts`, written per table by `_flush`."""
         if insert:
-            self._insert(c, "step_runs", [{"id": step_run_id, "run_id": run_id, **fields}])
+            inserts["step_runs"].append({"id": step_run_id, "run_id": run_id, **fields})
         else:
+            self._flush(c, inserts)  # the row may be one this batch inserts
             self._update(c, "step_runs", fields, "id = ?", [step_run_id])
-        if new_artifacts:
-            self._insert(c, "artifacts", new_artifacts)
-        if edges:
-            self._insert(c, "lineage_edges", edges)
-        if metrics:
-            self._insert(c, "metrics", metrics)
+        inserts["artifacts"].extend(new_artifacts)
+        inserts["lineage_edges"].extend(edges)
+        inserts["metrics"].extend(metrics)
         if logs:
-            self._insert(
-                c, "step_logs", [{"step_run_id": step_run_id, "run_id": run_id, "text": logs}]
+            inserts["step_logs"].append(
+                {"step_run_id": step_run_id, "run_id": run_id, "text": logs}
             )
         if tags:
+            self._flush(c, inserts)  # replaced tags may be ones this batch inserts
             marks = ", ".join("?" * len(tags))
             c.execute(
                 f"DELETE FROM run_tags WHERE run_id = ? AND key IN ({marks})", [run_id, *tags]
             )
-            self._insert(
-                c, "run_tags", [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
+            inserts["run_tags"].extend(
+                {"run_id": run_id, "key": k, "value": v} for k, v in tags.items()
             )
 
+    def _flush(self, c: sqlite3.Connection, inserts: dict[str, list[Mapping[str, Any]]]) -> None:
+        for table, rows in inserts.items():  # parents (step runs) before their children
+            if rows:
+                self._insert(c, table, rows)
+                rows.clear()
+
     def record_steps(self, records: Sequence[Mapping[str, Any]]) -> None:
-        if records:
-            with self._write() as c:
-                for record in records:
-                    self._record_step(c, **record)
+        if not records:
+            return
+        with self._write() as c:
+            inserts: dict[str, list[Mapping[str, Any]]] = {
+                name: []
+                for name in (
+                    "step_runs",
+                    "artifacts",
+                    "lineage_edges",
+                    "metrics",
+                    "step_logs",
+                    "run_tags",
+                )
+            }
+            for record in records:
+                self._record_step(c, inserts, **record)
+            self._flush(c, inserts)
 
     def insert_artifacts(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
@@ -453,28 +493,65 @@ class SqliteDirect:
             )
         return (row[0] if row is not None else None) or ""
 
+    def find_run_by_tag(self, key: str, value: str) -> str | None:
+        with self._lock:
+            row = (
+                self._connect()
+                .execute(
+                    "SELECT run_id FROM run_tags WHERE key = ? AND value = ? LIMIT 1", [key, value]
+                )
+                .fetchone()
+            )
+        return None if row is None else str(row[0])
+
+    def step_outputs(self, run_id: str) -> dict[str, dict[str, dict[str, Any]]]:
+        artifacts = self._table("artifacts")
+        with self._lock:
+            rows = (
+                self._connect()
+                .execute(
+                    "SELECT s.name AS step_name, e.name AS edge_name, a.* FROM step_runs s "
+                    "JOIN lineage_edges e ON e.step_run_id = s.id AND e.direction = 'out' "
+                    "JOIN artifacts a ON a.id = e.artifact_id "
+                    "WHERE s.run_id = ? AND s.status = ?",
+                    [run_id, COMPLETED],
+                )
+                .fetchall()
+            )
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for row in rows:
+            decoded = artifacts.decode(row)
+            step = decoded.pop("step_name")
+            out.setdefault(step, {})[decoded.pop("edge_name")] = decoded
+        return out
+
     # ------------------------------------------------------------------ cache
     def find_cache_hit(self, cache_key: str) -> tuple[str, dict[str, dict[str, Any]]] | None:
         artifacts = self._table("artifacts")
-        with self._read() as c:
-            source = c.execute(
-                "SELECT id FROM step_runs WHERE cache_key = ? AND status = ? AND cache_hit = 0 "
-                "ORDER BY ended_at DESC LIMIT 1",
-                [cache_key, COMPLETED],
-            ).fetchone()
-            if source is None:
-                return None
-            rows = c.execute(
-                "SELECT e.name AS edge_name, a.* FROM lineage_edges e "
-                "JOIN artifacts a ON a.id = e.artifact_id "
-                "WHERE e.step_run_id = ? AND e.direction = 'out'",
-                [source[0]],
-            ).fetchall()
+        with self._lock:
+            # One statement: the source step run and its outputs from one snapshot.
+            rows = (
+                self._connect()
+                .execute(
+                    "SELECT s.id AS source_id, e.name AS edge_name, a.* FROM "
+                    "(SELECT id FROM step_runs WHERE cache_key = ? AND status = ? "
+                    "AND cache_hit = 0 ORDER BY ended_at DESC LIMIT 1) s "
+                    "LEFT JOIN lineage_edges e ON e.step_run_id = s.id AND e.direction = 'out' "
+                    "LEFT JOIN artifacts a ON a.id = e.artifact_id",
+                    [cache_key, COMPLETED],
+                )
+                .fetchall()
+            )
+        if not rows:
+            return None
         outputs: dict[str, dict[str, Any]] = {}
         for row in rows:
+            if row["id"] is None:  # a step without outputs, or an edge without its artifact
+                continue
             decoded = artifacts.decode(row)
+            del decoded["source_id"]
             outputs[decoded.pop("edge_name")] = decoded
-        return str(source[0]), outputs
+        return str(rows[0]["source_id"]), outputs
 
     def cache_key_components(self, keys: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
         wanted = [k for k in set(keys) if k]

@@ -257,6 +257,14 @@ class MetadataStore:
     def step_edges(self, step_run_ids: Iterable[str]) -> list[dict[str, Any]]:
         return self._sql.step_edges(step_run_ids)
 
+    def step_outputs(self, run_id: str) -> dict[str, dict[str, dict[str, Any]]]:
+        """Output artifacts of the run's completed step runs: step name -> output -> row."""
+        return self._run.step_outputs(run_id)
+
+    def find_run_by_tag(self, key: str, value: str) -> str | None:
+        """The id of a run with the tag `key`=`value`, or None."""
+        return self._run.find_run_by_tag(key, value)
+
     # ------------------------------------------------------------------ metrics
     def metrics(self, run_id: str) -> list[dict[str, Any]]:
         return self._sql.metrics(run_id)

@@ -373,10 +373,15 @@ def _ask_to_prune(args: _RankArgs, record: dict[str, float], epoch: int, device:
     if args.rank == 0:
         distributed = require("distributed", "dask")
         value = record.get("valid_loss", record["train_loss"])
-        distributed.Queue(args.report_queue).put([epoch, value])
+        import sys as _s
+        _q = distributed.Queue(args.report_queue)
+        print(f"DIAG rank0 {time.time():.2f} put {args.report_queue} client={_q.client} sched={_q.client.scheduler.address}", file=_s.stderr, flush=True)
+        _q.put([epoch, value])
         try:
             answer = distributed.Queue(args.decision_queue).get(timeout=args.timeout)
+            print(f"DIAG rank0 {time.time():.2f} got {answer}", file=_s.stderr, flush=True)
         except TimeoutError:
+            print(f"DIAG rank0 {time.time():.2f} decision TIMEOUT", file=_s.stderr, flush=True)
             answer = False
         decision[0] = int(bool(answer))
     if device.type == "cuda":
@@ -582,6 +587,9 @@ def _supervise(
 ) -> list[dict[str, Any]]:
     """Wait for the ranks, answering pruning questions; raise _JobLost on a lost peer."""
     report, decision = queues
+    if report is not None:
+        import sys as _s
+        print(f"DIAG coord {time.time():.2f} polling {report.name} client={report.client} sched={report.client.scheduler.address}", file=_s.stderr, flush=True)
     while True:
         done = [f for f in futures if f.done()]
         for future in done:
@@ -602,6 +610,8 @@ def _supervise(
                 epoch, value = report.get(timeout=0.2)
             except TimeoutError:
                 continue
+            import sys as _s
+            print(f"DIAG coord {time.time():.2f} got report {report.name} {value}", file=_s.stderr, flush=True)
             trial.report(float(value), int(epoch))
             decision.put(bool(trial.should_prune()))
         else:

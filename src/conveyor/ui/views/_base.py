@@ -51,6 +51,18 @@ def fmt_number(value: Any) -> str:
     return str(value)
 
 
+def fmt_cell(value: Any) -> Any:
+    """A table cell of a stored value: a dash for None, numbers via `fmt_number`, the rest
+    as (escaped) text; the filter form of the ``value`` macro, for the long tables."""
+    from markupsafe import Markup, escape
+
+    if value is None:
+        return Markup('<span class="muted">\u2013</span>')
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return escape(fmt_number(value))
+    return escape(str(value))
+
+
 def fmt_time(epoch: float | None) -> str:
     """An epoch time as ``YYYY-MM-DD HH:MM:SS`` UTC ('' for None)."""
     if epoch is None:
@@ -131,6 +143,7 @@ class UI:
             )
             env.filters.update(
                 num=fmt_number,
+                cell=fmt_cell,
                 ts=fmt_time,
                 dur=fmt_duration,
                 with_query=with_query,

@@ -189,9 +189,8 @@ def step_page(ui: UI, request: Request, run_id: str, step_run_id: str) -> Respon
 
 
 def compare_page(ui: UI, request: Request) -> Response:
-    ids: list[str] = []
-    for value in request.query_params.getlist("runs"):
-        ids.extend(i.strip() for i in value.split(",") if i.strip())
+    params = request.query_params
+    ids = q.split_run_ids([*params.getlist("runs"), *params.getlist("run")])
     if len(ids) < 2:
         raise BadRequest(
             "Compare needs at least two runs: tick them on the runs page, or open "
