@@ -2,43 +2,29 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
+from conveyor.cli import _output
+
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from rich.console import Console
 
     from conveyor.config import Settings
     from conveyor.stores.artifacts import ArtifactStore
     from conveyor.stores.metadata import MetadataStore
 
-_console: Console | None = None
-_err_console: Console | None = None
-
-
-def console() -> Console:
-    global _console
-    if _console is None:
-        from rich.console import Console
-
-        _console = Console()
-    return _console
-
-
-def err_console() -> Console:
-    global _err_console
-    if _err_console is None:
-        from rich.console import Console
-
-        _err_console = Console(stderr=True)
-    return _err_console
+# Shared with the fast `conveyor run` path, which must not import typer (cli/_output.py).
+console = _output.console
+err_console = _output.err_console
+print_json = _output.print_json
+report_uncaught = _output.report_uncaught
+format_time = _output.format_time
+format_duration = _output.format_duration
+_print_error = _output.print_error
 
 
 def settings(ctx: typer.Context) -> Settings:
@@ -108,10 +94,6 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
-
-
 @contextmanager
 def errors_to_exit() -> Iterator[None]:
     """Turn a ConveyorError raised inside into its message on stderr and exit code 1."""
@@ -143,30 +125,6 @@ def write_output(path: Path, content: str | bytes) -> None:
         fail(f"Cannot write {str(path)!r}: {exc.strerror or exc}.")
 
 
-def report_uncaught(exc: Exception) -> int:
-    """Print an error no command handled as one line; returns the exit code.
-
-    A ConveyorError is an expected failure (exit 1); anything else is a bug in conveyor
-    (exit 2). ``CONVEYOR_TRACEBACK=1`` re-raises it, to see the traceback.
-    """
-    import os
-
-    from conveyor.exceptions import ConveyorError
-
-    if os.environ.get("CONVEYOR_TRACEBACK") == "1":
-        raise exc
-    if isinstance(exc, ConveyorError):
-        message, code = str(exc), 1
-    else:
-        message, code = (
-            f"unexpected {type(exc).__name__}: {exc}. This is a bug in conveyor; please "
-            "report it (CONVEYOR_TRACEBACK=1 shows the traceback).",
-            2,
-        )
-    _print_error(" ".join(message.split()))
-    return code
-
-
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print an error to stderr and exit with a non-zero code.
 
@@ -174,31 +132,3 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """
     _print_error(message)
     raise typer.Exit(code)
-
-
-def _print_error(message: str) -> None:
-    from rich.markup import escape
-
-    from conveyor._internal.urls import redact_text
-
-    err_console().print(
-        f"[bold red]error:[/] {escape(redact_text(message))}", highlight=False, soft_wrap=True
-    )
-
-
-def format_time(epoch: float | None) -> str:
-    if epoch is None:
-        return "-"
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.2f} s"
-    return f"{seconds / 60:.1f} min"

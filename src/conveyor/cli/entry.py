@@ -1,4 +1,5 @@
-"""The `conveyor` executable: the full CLI, with a fast path for `conveyor task run`.
+"""The `conveyor` executable: the full CLI, with fast paths for `conveyor task run` and
+`conveyor run` (cli/run_command.py).
 
 Orchestrators start one `conveyor task run` process per step, so its start-up is paid once
 per task. The exact form the exported workflows use is parsed here with the standard
@@ -119,6 +120,11 @@ def main() -> None:
     if fast is not None:
         sys.stdout.flush()
         raise SystemExit(run_task_fast(fast))
+    from conveyor.cli.run_command import run_args, run_fast
+
+    run = run_args(sys.argv[1:])
+    if run is not None:
+        raise SystemExit(run_fast(run))
     from conveyor.cli.main import main as full
 
     full()

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import signal
-import sys
-import time
 from collections.abc import Mapping
 from typing import Annotated, Any, Optional
 
 import typer
 
 from conveyor.cli import common
+from conveyor.cli._output import CommandExit
+from conveyor.cli.run_command import execute_run, status_markup
 
 runs_app = typer.Typer(help="List, show and compare runs.", no_args_is_help=True)
 artifacts_app = typer.Typer(help="Inspect stored artifacts.", no_args_is_help=True)
@@ -18,87 +17,7 @@ db_app = typer.Typer(help="Manage the metadata database schema.", no_args_is_hel
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripting.")]
 
-_STATUS_STYLE = {
-    "completed": "green",
-    "failed": "red",
-    "running": "yellow",
-    "skipped": "dim",
-    "interrupted": "magenta",
-}
-
-
-def _status(status: str) -> str:
-    return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
-
-
-class _Progress:
-    """Prints one line per finished step, and a live progress bar on a terminal.
-
-    Quiet runs and runs whose output is not a terminal never build the bar, so they do
-    not import rich.progress (nor rich at all when quiet): that import is part of every
-    `conveyor run` process's start-up.
-    """
-
-    def __init__(self, pipeline: str, total: int, quiet: bool) -> None:
-        self.quiet = quiet
-        self.progress: Any = None
-        if quiet or not sys.stdout.isatty():
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=common.console(),
-            transient=True,
-            disable=not common.console().is_terminal,
-        )
-        self.task = self.progress.add_task(pipeline, total=total)
-
-    @property
-    def console(self) -> Any:
-        return common.console()
-
-    def __enter__(self) -> _Progress:
-        if self.progress is not None:
-            self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.__exit__(None, None, None)
-
-    def __call__(self, event: str, step: str, info: Mapping[str, Any]) -> None:
-        if self.progress is not None:
-            if event == "expanded":
-                self.progress.update(
-                    self.task, total=(self.progress.tasks[0].total or 0) + info["count"] - 1
-                )
-                return
-            if event in ("completed", "cached", "failed", "skipped"):
-                self.progress.advance(self.task)
-        elif event == "expanded":
-            return
-        if self.quiet:
-            return
-        if event == "completed":
-            self.console.print(
-                f"  [green]✓[/] {step} [dim]{common.format_duration(info['duration'])}[/]",
-                highlight=False,
-            )
-        elif event == "cached":
-            self.console.print(f"  [cyan]↺[/] {step} [dim](cached)[/]", highlight=False)
-        elif event == "failed":
-            self.console.print(f"  [red]✗ {step}[/] {info['error']}", highlight=False)
-        elif event == "skipped":
-            self.console.print(f"  [dim]- {step} (skipped)[/]", highlight=False)
-        elif event == "retry":
-            self.console.print(
-                f"  [yellow]↻ {step}[/] attempt {info['attempt']} failed: {info['error']}; "
-                f"retrying in {info['delay']:.1f} s",
-                highlight=False,
-            )
+_status = status_markup
 
 
 def run(
@@ -118,80 +37,21 @@ def run(
     json_out: JsonFlag = False,
 ) -> None:
     """Run a pipeline: conveyor run pipelines/training.py:training -p test_size=0.25"""
-    from conveyor.exceptions import ConveyorError, PipelineDefinitionError, RunFailedError
-    from conveyor.execution.loader import load_pipeline, parse_params
-    from conveyor.execution.orchestrator import run_pipeline
-
-    settings = common.settings(ctx)
+    # The console script runs the usual forms of this command without typer
+    # (cli/run_command.py); both call execute_run.
     try:
-        pipeline = load_pipeline(target, settings.root)
-        params = parse_params(pipeline, param or [])
-        plan_size = len(pipeline.build(**params).nodes)
-    except PipelineDefinitionError as exc:
-        common.fail(str(exc), code=2)
-    except ConveyorError as exc:
-        common.fail(str(exc), code=2)
-    started = time.perf_counter()
-    if not (quiet or json_out):
-        common.console().print(f"Running [bold]{pipeline.name}[/] {params or ''}", highlight=False)
-    failed: RunFailedError | None = None
-
-    def on_sigterm(signum: int, _frame: object) -> None:
-        # Unwind like Ctrl-C: the run and its open steps are recorded as interrupted now,
-        # not on the next look at the store.
-        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        with _Progress(pipeline.name, plan_size, quiet or json_out) as progress:
-            try:
-                result = run_pipeline(
-                    pipeline,
-                    params,
-                    settings=settings,
-                    executor=executor,
-                    max_workers=max_workers,
-                    cache=False if no_cache else None,
-                    on_event=progress,
-                )
-            except RunFailedError as exc:
-                failed = exc
-                result = exc.run  # type: ignore[assignment]
-            except ConveyorError as exc:
-                common.fail(str(exc))
-            except KeyboardInterrupt as exc:
-                import os
-
-                common.err_console().print(
-                    f"[bold red]error:[/] Run interrupted ({exc or 'Ctrl-C'}); re-run to resume "
-                    "from cache.",
-                    highlight=False,
-                )
-                sys.stdout.flush()
-                sys.stderr.flush()
-                # The run is recorded as interrupted. Step threads cannot be stopped, and the
-                # interpreter would wait for them at exit, so leave now.
-                os._exit(130)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    elapsed = time.perf_counter() - started
-    if json_out:
-        common.print_json({**result.record, "steps": result.steps()})
-    elif not quiet or failed:
-        steps = result.steps()
-        cached = sum(1 for s in steps if s["cache_hit"])
-        common.console().print(
-            f"Run [bold]{result.id}[/] {_status(result.status)} in "
-            f"{common.format_duration(elapsed)}: {len(steps)} steps, {cached} cached.",
-            highlight=False,
+        execute_run(
+            lambda: common.settings(ctx),
+            target=target,
+            param=param,
+            executor=executor,
+            max_workers=max_workers,
+            no_cache=no_cache,
+            quiet=quiet,
+            json_out=json_out,
         )
-    if failed is not None:
-        from conveyor.exceptions import StepFailedError
-
-        cause = failed.__cause__
-        if isinstance(cause, StepFailedError) and cause.traceback_text:
-            common.err_console().print(cause.traceback_text, highlight=False, markup=False)
-        common.fail(str(failed))
+    except CommandExit as exc:
+        raise typer.Exit(exc.code) from None
 
 
 def runs_list(

@@ -53,7 +53,6 @@ from conveyor.execution.worker import (
     execute_step_remote,
     store_value,
 )
-from conveyor.execution.writer import BackgroundWriter
 from conveyor.materializers.base import default_registry
 from conveyor.stores.artifacts import ArtifactStore, open_artifact_store
 from conveyor.stores.metadata import MetadataStore, open_metadata_store
@@ -169,27 +168,8 @@ class _Execution:
         self.values: dict[str, Any] = {}
         self.value_owner: dict[str, str] = {}
         self.launched: set[str] = set()
-        # In-process: blob writes and the metadata commits after them run in order on a
-        # background thread (see `writer`); other executors write as they go.
-        self.writer = BackgroundWriter() if executor.in_process else None
 
     # ------------------------------------------------------------------ helpers
-    def _write(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
-        """A metadata write, queued behind the blob writes it may point at."""
-        if self.writer is None:
-            fn(*args, **kwargs)
-        else:
-            self.writer.submit(fn, *args, **kwargs)
-
-    def settle(self) -> None:
-        """Wait for every queued write (blobs, then their rows) and stop the writer.
-
-        Raises:
-            StoreError: a background write failed.
-        """
-        if self.writer is not None:
-            self.writer.close()
-
     def emit(self, kind: str, node: str, **info: Any) -> None:
         if self.on_event is not None:
             self.on_event(kind, node, info)
@@ -267,7 +247,7 @@ class _Execution:
                     self.produced[("__literal__", f"{node.name}.{input_name}")] = ArtifactRef(
                         artifact_id, stored.content_hash, stored.materializer, stored.summary
                     )
-        self._write(self.metadata.insert_artifacts, rows)
+        self.metadata.insert_artifacts(rows)
 
     def _artifact_row(
         self, artifact_id: str, stored: StoredValue, step_run_id: str | None
@@ -309,8 +289,7 @@ class _Execution:
         self.attempts[name] = attempt
         now = time.time()
         if attempt == 1:
-            self._write(
-                self.metadata.start_step_runs,
+            self.metadata.start_step_runs(
                 [
                     {
                         "id": step_run_id,
@@ -324,14 +303,13 @@ class _Execution:
                         "cache_components": self.keys.components(key),
                         "params": _json_params(node.params),
                     }
-                ],
+                ]
             )
         else:
-            self._write(self.metadata.update_step_run, step_run_id, attempts=attempt)
-        refs = _refs(inputs.values())
-        preloaded = {ref.id: self.values[ref.id] for ref in refs if ref.id in self.values}
-        if self.writer is not None and self.writer.pending and len(preloaded) < len(refs):
-            self.writer.drain()  # an input is read back from the store: it must be there
+            self.metadata.update_step_run(step_run_id, attempts=attempt)
+        preloaded = {
+            ref.id: self.values[ref.id] for ref in _refs(inputs.values()) if ref.id in self.values
+        }
         payload = StepPayload(
             run_id=self.run_id,
             step_run_id=step_run_id,
@@ -347,7 +325,6 @@ class _Execution:
             cache_key=key,
             preloaded=preloaded,
             keep_values=not self.remote,
-            writer=self.writer,
         )
         self.launched.add(name)
         self._release(node)
@@ -425,7 +402,7 @@ class _Execution:
         """Record the cache hits not recorded yet (all in one transaction)."""
         if self.pending:
             pending, self.pending = self.pending, []
-            self._write(self.metadata.record_steps, pending)
+            self.metadata.record_steps(pending)
 
     def _edge(
         self, step_run_id: str, artifact_id: str, direction: str, name: str
@@ -511,8 +488,7 @@ class _Execution:
         self.failed[name] = error
         if record:
             now = time.time()
-            self._write(
-                self.metadata.record_step,
+            self.metadata.record_step(
                 step_run_id=self.step_run_ids.get(name) or new_id(),
                 run_id=self.run_id,
                 insert=True,
@@ -528,8 +504,7 @@ class _Execution:
             )
         self.emit("failed", name, error=str(error))
         self.flush()
-        self._write(
-            self.metadata.emit_event,
+        self.metadata.emit_event(
             STEP_FAILED,
             self.plan.pipeline,
             f"Step {name} of run {self.run_id} failed: {str(error)[:300]}",
@@ -568,7 +543,7 @@ class _Execution:
             )
             self.emit("skipped", child, because=name)
             stack.extend(self.downstream.get(child, ()))
-        self._write(self.metadata.start_step_runs, rows)
+        self.metadata.start_step_runs(rows)
 
     def finish(self, future: cf.Future[StepResult], attempt: _Attempt) -> None:
         node = self.nodes[attempt.node]
@@ -616,8 +591,7 @@ class _Execution:
         artifact_rows += logged_rows
         edges += logged_edges
         params = _json_params({**node.params, **result.params})
-        self._write(
-            self.metadata.record_step,
+        self.metadata.record_step(
             step_run_id=step_run_id,
             run_id=self.run_id,
             fields={
@@ -680,8 +654,7 @@ class _Execution:
             error.__cause__ = result.exception
         # What the failed attempt logged (a validation report, say) is kept for inspection.
         logged_rows, logged_edges = self._logged(attempt.step_run_id, result)
-        self._write(
-            self.metadata.record_step,
+        self.metadata.record_step(
             step_run_id=attempt.step_run_id,
             run_id=self.run_id,
             new_artifacts=logged_rows,
@@ -717,7 +690,6 @@ class _Execution:
                 if self.retry_heap:
                     time.sleep(max(0.0, self.retry_heap[0][0] - time.time()))
                     continue
-                self.settle()
                 return
             wake = [a.deadline for a in self.running.values() if a.deadline is not None]
             if self.retry_heap:
@@ -879,7 +851,6 @@ def run_pipeline(
         status = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else FAILED
         try:
             execution.flush()
-            execution.settle()
         except Exception:  # the run is recorded as failed below either way
             pass
         metadata.update_run(

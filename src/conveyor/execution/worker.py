@@ -7,22 +7,18 @@ The worker loads inputs from the artifact store, runs the user's function inside
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from conveyor.core.context import StepContext, enter_context, exit_context
 from conveyor.exceptions import ConveyorError, MaterializerError
 from conveyor.execution.logs import capture
 from conveyor.materializers.base import MaterializerRegistry, default_registry
 from conveyor.stores.artifacts import ArtifactStore, open_artifact_store
-
-if TYPE_CHECKING:
-    from conveyor.execution.writer import BackgroundWriter
 
 _HOST = socket.gethostname()
 
@@ -81,8 +77,6 @@ class StepPayload:
     # again from the store), and whether to hand the outputs back the same way.
     preloaded: dict[str, Any] = field(default_factory=dict)
     keep_values: bool = False
-    # In-process executors: where output blobs are written, in the background.
-    writer: BackgroundWriter | None = None
 
 
 @dataclass
@@ -107,25 +101,11 @@ class StepResult:
 
 
 def store_value(
-    store: ArtifactStore,
-    registry: MaterializerRegistry,
-    name: str,
-    value: Any,
-    kind: str,
-    writer: BackgroundWriter | None = None,
+    store: ArtifactStore, registry: MaterializerRegistry, name: str, value: Any, kind: str
 ) -> StoredValue:
-    """Materialize `value` and put it in the store (deduplicated by content).
-
-    With a `writer`, the bytes are written (and made durable) in its background thread;
-    the orchestrator queues the metadata that points at them after that write.
-    """
+    """Materialize `value` and put it in the store (deduplicated by content)."""
     materializer, data, summary = registry.dump(value)
-    if writer is None:
-        content_hash, uri = store.put(data)
-    else:
-        content_hash = hashlib.sha256(data).hexdigest()
-        uri = store.uri(content_hash)
-        writer.submit(store.put, data)
+    content_hash, uri = store.put(data)
     cls = type(value)
     return StoredValue(
         name=name,
@@ -220,9 +200,7 @@ def execute_step(payload: StepPayload) -> StepResult:
             returned = body(**kwargs)
             for name, value in _split_outputs(payload, returned).items():
                 try:
-                    result.outputs[name] = store_value(
-                        store, registry, name, value, "output", payload.writer
-                    )
+                    result.outputs[name] = store_value(store, registry, name, value, "output")
                     if payload.keep_values:
                         result.values[name] = value
                 except MaterializerError as exc:

@@ -144,8 +144,7 @@ def read(store: ArtifactStore, engine: sa.Engine, model_hash: str) -> Model | No
     # Checked here too, whatever the store does: these bytes are about to be unpickled.
     if hashlib.sha256(data).hexdigest() != blob_hash:
         logger.warning(
-            "%s (loading through skops): its bytes do not match the hash recorded in the "
-            "database",
+            "%s (loading through skops): its bytes do not match the hash recorded in the database",
             skip,
         )
         return None
