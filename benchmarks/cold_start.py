@@ -114,7 +114,7 @@ def main() -> None:
     print(" `conveyor run` of the chain:")
     print(
         "\n".join(
-            import_offenders(["-m", "conveyor.cli.main", "run", "chain.py:chain", "-q"], project)
+            import_offenders(["-m", "conveyor.cli.entry", "run", "chain.py:chain", "-q"], project)
         )
     )
     print(" load_model('cold@production'):")

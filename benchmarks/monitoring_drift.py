@@ -9,7 +9,7 @@ raw 200k reference rows, chi2_contingency per categorical column); its time excl
 reading. Peak memory: each window size runs in a fresh subprocess (VmHWM after the first pass).
 
 Targets: 100k rows < 0.5 s, 1M rows < 3 s with flat memory.
-Run: .venv/bin/python benchmarks/monitoring_drift.py
+Run: .venv/bin/python benchmarks/monitoring_drift.py [--sizes 100000 1000000]
 """
 
 from __future__ import annotations
@@ -83,6 +83,11 @@ def run(*args: str) -> dict[str, object]:
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    args = parser.parse_args()
     from conveyor.data.profile import Profile
     from conveyor.monitoring.generator import SHIFTED_COLUMNS, drift_benchmark_frames
 
@@ -99,7 +104,7 @@ def main() -> None:
         "scipy on raw arrays (tests only) | peak RSS | ratio | conveyor flagged |"
     )
     print("|---|---|---|---|---|---|---|")
-    for rows in (100_000, 1_000_000):
+    for rows in args.sizes:
         _, window = drift_benchmark_frames(10, rows, seed=8)
         path = folder / f"window-{rows}.parquet"
         window.to_parquet(path, row_group_size=65536)

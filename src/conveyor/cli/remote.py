@@ -74,7 +74,9 @@ def runs_list(
         descending = sort.startswith("-")
         key = sort.lstrip("-+")
         api_sort = ("-" if descending else "") + (
-            key if key in ("created_at", "duration") else f"metric:{key}"
+            key
+            if key in ("created_at", "duration") or key.startswith(("metric:", "param:"))
+            else f"metric:{key}"
         )
     try:
         page = client.runs(

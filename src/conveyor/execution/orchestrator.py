@@ -9,6 +9,7 @@ branches finish, and records every step run, artifact, lineage edge, metric and 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import copy
 import heapq
 import os
 import socket
@@ -307,9 +308,15 @@ class _Execution:
             )
         else:
             self.metadata.update_step_run(step_run_id, attempts=attempt)
-        preloaded = {
-            ref.id: self.values[ref.id] for ref in _refs(inputs.values()) if ref.id in self.values
-        }
+        # Each attempt gets its own copy of a value handed in memory, so a step that mutates
+        # its input cannot change what a sibling, a retry or the caller sees (a re-run from
+        # the stored bytes would not see it either).
+        preloaded: dict[str, Any] = {}
+        for ref in _refs(inputs.values()):
+            if ref.id in self.values:
+                copied = _private_copy(self.values[ref.id])
+                if copied is not _NO_COPY:
+                    preloaded[ref.id] = copied
         payload = StepPayload(
             run_id=self.run_id,
             step_run_id=step_run_id,
@@ -734,6 +741,24 @@ class _Execution:
             elif isinstance(value, tuple):
                 result[name] = [v.id for v in value]
         return result
+
+
+_NO_COPY = object()
+_IMMUTABLE = (int, float, complex, bool, str, bytes, type(None))
+
+
+def _private_copy(value: Any) -> Any:
+    """A deep copy of `value` for one consumer, or `_NO_COPY` when it cannot be copied.
+
+    A value that cannot be copied is not handed in memory: the consumer loads it from the
+    artifact store, as a remote executor does.
+    """
+    if isinstance(value, _IMMUTABLE):
+        return value
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # any object may refuse to be copied; the stored bytes still load
+        return _NO_COPY
 
 
 def _refs(values: Any) -> list[ArtifactRef]:

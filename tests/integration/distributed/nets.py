@@ -73,3 +73,22 @@ def fast_adam(parameters: object) -> torch.optim.Optimizer:
 
 def adam(parameters: object, lr: float) -> torch.optim.Optimizer:
     return torch.optim.Adam(parameters, lr=lr)  # type: ignore[arg-type]
+
+
+class SlowRank:
+    """A train loop in which rank 1 spends `seconds` in its step `at` (the work: a rank
+    that stops making progress for longer than the job's collective timeout)."""
+
+    def __init__(self, at: int, seconds: float) -> None:
+        self.at = at
+        self.seconds = seconds
+        self.calls = 0
+
+    def __call__(self, model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from conveyor.training.distributed import current_rank
+
+        info = current_rank()
+        self.calls += 1
+        if info is not None and info.rank == 1 and self.calls == self.at:
+            time.sleep(self.seconds)
+        return cross_entropy(model, X, y)

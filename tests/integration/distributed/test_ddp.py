@@ -163,12 +163,27 @@ def test_train_loop_errors_are_not_retried(client, data: DatasetRef) -> None:  #
         )
 
 
+def test_a_rank_that_stops_fails_the_job_within_its_timeout_with_a_clear_error(
+    client, data: DatasetRef
+) -> None:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    with pytest.raises(Exception, match=r"lost a worker 1 times .*(?i:timed? ?out)"):
+        distributed.run_ddp(
+            nets.SlowRank(at=3, seconds=20),
+            data,
+            model=nets.Classifier,
+            target="label",
+            batch_size=50,
+            workers=2,
+            client=client,
+            timeout=5,
+            max_restarts=0,
+        )
+    # Bounded by the collective timeout (5 s), not by the stalled rank (20 s) or a test timeout.
+    assert time.monotonic() - started < 18
+
+
 @pytest.mark.timeout(600)  # three DDP jobs; minutes on a loaded 2-core machine
-@pytest.mark.xfail(
-    strict=False,
-    reason="Known flaky: one of two CI runs on the same commit failed here (a DDP trial "
-    "stalled); under investigation. Passing runs still check pruning.",
-)
 def test_optuna_trials_are_ddp_jobs_and_hopeless_ones_are_pruned(
     client, data: DatasetRef, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]

@@ -432,3 +432,38 @@ def test_a_timed_out_attempt_does_not_hold_up_a_run_that_then_succeeds(
     run = run_pipeline(p, settings=settings, executor="threads:2")
     assert run.output() == 3 and run.step("slow_once")["attempts"] == 2
     assert time.monotonic() - started < 4  # the abandoned first attempt is not awaited
+
+
+@step
+def make_rows(n: int) -> list[int]:
+    return list(range(n))
+
+
+@step
+def append_total(rows: list[int]) -> list[int]:
+    rows.append(sum(rows))  # mutates its input in place
+    return rows
+
+
+@step
+def count_rows(rows: list[int]) -> int:
+    return len(rows)
+
+
+@pipeline
+def mutating_fanout(n: int = 4) -> object:
+    rows = make_rows(n)
+    return {"extended": append_total(rows), "count": count_rows(rows), "again": count_rows(rows)}
+
+
+@pytest.mark.parametrize("executor", ["inline", "threads:2"])
+def test_a_step_mutating_its_input_changes_nothing_its_siblings_see(
+    settings: Settings, executor: str
+) -> None:
+    first = run_pipeline(mutating_fanout, {"n": 4}, settings=settings, executor=executor)
+    cached = run_pipeline(mutating_fanout, {"n": 4}, settings=settings, executor=executor)
+    for run in (first, cached):
+        assert run.status == "completed"
+        assert run.output("extended") == [0, 1, 2, 3, 6]
+        assert run.output("count") == 4
+        assert run.output("again") == 4

@@ -20,12 +20,14 @@ _EXPORTS: dict[str, str] = {
     "torch_ddp": "conveyor.training.distributed._torch",
     "run_ddp": "conveyor.training.distributed._torch",
     "DDPResult": "conveyor.training.distributed._torch",
+    "DDPTimeoutError": "conveyor.training.distributed._torch",
     "RankInfo": "conveyor.training.distributed._torch",
     "current_rank": "conveyor.training.distributed._torch",
 }
 
 __all__ = [
     "DDPResult",
+    "DDPTimeoutError",
     "DatasetRef",
     "RankInfo",
     "current_rank",
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from conveyor.training.distributed._boosting import fit_lightgbm, fit_xgboost
     from conveyor.training.distributed._torch import (
         DDPResult,
+        DDPTimeoutError,
         RankInfo,
         current_rank,
         run_ddp,

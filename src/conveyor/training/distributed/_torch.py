@@ -17,11 +17,14 @@ weights are loaded, never which code runs.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +47,8 @@ if TYPE_CHECKING:
     from conveyor.stores.artifacts import ArtifactStore
     from conveyor.training.model import Model
 
+logger = logging.getLogger("conveyor.training")
+
 # One process group per process: a worker runs one rank at a time.
 _RANK_LOCK = threading.Lock()
 # Failures that mean a peer (or its worker) went away: the job restarts from a checkpoint.
@@ -52,6 +57,10 @@ _LOST = ("KilledWorker", "CommClosedError", "FutureCancelledError", "CancelledEr
 
 class TrainLoopError(ModelError):
     """The user's train_loop (or model / optimizer factory) raised on a rank."""
+
+
+class DDPTimeoutError(ModelError):
+    """A rank waited longer than the job's `timeout` for the coordinator (not retried)."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +201,43 @@ def _read_pointer(store: ArtifactStore, pointer: str) -> dict[str, Any] | None:
         return None  # a damaged pointer: start over rather than trust it
 
 
+# glibc mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_GLIBC_MMAP_DEFAULT = 128 * 1024
+
+
+@contextlib.contextmanager
+def _roomy_malloc() -> Iterator[None]:
+    """Keep freed tensor memory in the heap while a rank runs on a Dask nanny worker.
+
+    A nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also freezes
+    glibc's mmap threshold at 128 KiB: every activation or gradient buffer above that is
+    mapped and unmapped (and page-faulted) on every step, which made a small MLP's training
+    step 1.7x slower than in a plain process (one process, batch 256). For the rank's
+    duration the thresholds are raised (32 MiB mmap, 256 MiB trim); the nanny's values are
+    put back when it ends. Nothing changes on other platforms or without that variable.
+    """
+    value = os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    mallopt = None
+    if value is not None and value.isdigit():
+        import ctypes
+        import ctypes.util
+
+        with contextlib.suppress(OSError, AttributeError, TypeError):
+            mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    if mallopt is None or value is None:
+        yield
+        return
+    nanny_trim = int(value)
+    mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
+    mallopt(_M_TRIM_THRESHOLD, 256 * 1024 * 1024)
+    try:
+        yield
+    finally:
+        mallopt(_M_MMAP_THRESHOLD, _GLIBC_MMAP_DEFAULT)
+        mallopt(_M_TRIM_THRESHOLD, nanny_trim)
+
+
 def _rank_main(args: _RankArgs) -> dict[str, Any]:
     """One DDP rank, run as a task on a Dask worker."""
     global _CURRENT_RANK
@@ -201,13 +247,14 @@ def _rank_main(args: _RankArgs) -> dict[str, Any]:
             "one rank at a time. Start workers with one process per rank."
         )
     try:
-        if args.gpus:
-            import torch
+        with _roomy_malloc():
+            if args.gpus:
+                import torch
 
-            devices = visible_gpus(count=torch.cuda.device_count())
-            with claim_gpus(args.gpus, devices) as mine:
-                return _run_rank(args, f"cuda:{devices.index(mine[0])}")
-        return _run_rank(args, "cpu")
+                devices = visible_gpus(count=torch.cuda.device_count())
+                with claim_gpus(args.gpus, devices) as mine:
+                    return _run_rank(args, f"cuda:{devices.index(mine[0])}")
+            return _run_rank(args, "cpu")
     finally:
         _CURRENT_RANK = None
         _RANK_LOCK.release()
@@ -270,15 +317,17 @@ def _run_rank(args: _RankArgs, device_name: str) -> dict[str, Any]:
         epoch0 = int(state["epoch"]) if state else 0
         same_world = state is not None and int(state["world_size"]) == world
         batch0 = int(state["batch"]) if same_world and state else 0
-        acc = torch.zeros(2, dtype=torch.float64)
+        # [sum of loss x rows, rows] on the rank's device: no host sync per step.
+        acc = torch.zeros(2, dtype=torch.float64, device=device)
         if same_world and state is not None and rank == 0 and batch0:
-            acc += state["acc"]
+            acc += state["acc"].to(device)
         latest = args.checkpoint
 
         def checkpoint(epoch: int, batch: int) -> None:
             nonlocal latest
             total = acc.clone()
             dist.all_reduce(total)
+            total = total.cpu()
             if rank == 0:
                 latest = _save_checkpoint(
                     store,
@@ -307,13 +356,15 @@ def _run_rank(args: _RankArgs, device_name: str) -> dict[str, Any]:
                 loss = _user("train_loop", rank, args.train_loop, model, xb, yb)
                 loss.backward()
                 optimizer.step()
-                acc += torch.tensor([float(loss.detach()) * len(index), len(index)])
+                acc[0] += loss.detach().to(torch.float64) * len(index)
+                acc[1] += len(index)
                 step += 1
                 last = batch + 1 == steps_per_epoch  # the epoch-end checkpoint follows
                 if args.checkpoint_every and step % args.checkpoint_every == 0 and not last:
                     checkpoint(epoch, batch + 1)
             total = acc.clone()
             dist.all_reduce(total)
+            total = total.cpu()
             record = {
                 "epoch": float(epoch),
                 "train_loss": float(total[0]) / max(float(total[1]), 1.0),
@@ -322,11 +373,13 @@ def _run_rank(args: _RankArgs, device_name: str) -> dict[str, Any]:
                 record["valid_loss"] = _evaluate(args, model, valid, device, rank)
             history.append(record)
             acc.zero_()
-            checkpoint(epoch + 1, 0)
+            # Asked before the epoch's checkpoint: a job restarted while asking redoes the
+            # epoch and asks again, instead of resuming past the question unasked.
             if args.report_queue is not None and epoch + 1 < args.epochs:
                 pruned = _ask_to_prune(args, record, epoch, device)
                 if pruned:
                     break
+            checkpoint(epoch + 1, 0)
         out: dict[str, Any] = {"rank": rank, "step": step, "pruned": pruned}
         if rank == 0:
             buffer = io.BytesIO()
@@ -373,16 +426,18 @@ def _ask_to_prune(args: _RankArgs, record: dict[str, float], epoch: int, device:
     if args.rank == 0:
         distributed = require("distributed", "dask")
         value = record.get("valid_loss", record["train_loss"])
-        import sys as _s
-        _q = distributed.Queue(args.report_queue)
-        print(f"DIAG rank0 {time.time():.2f} put {args.report_queue} client={_q.client} sched={_q.client.scheduler.address}", file=_s.stderr, flush=True)
-        _q.put([epoch, value])
+        distributed.Queue(args.report_queue).put([epoch, value])
+        # Half the collective timeout: the other ranks wait in the broadcast below, and
+        # the answer must reach them (or this error end the job) before they give up.
+        wait = args.timeout / 2
         try:
-            answer = distributed.Queue(args.decision_queue).get(timeout=args.timeout)
-            print(f"DIAG rank0 {time.time():.2f} got {answer}", file=_s.stderr, flush=True)
+            answer = distributed.Queue(args.decision_queue).get(timeout=wait)
         except TimeoutError:
-            print(f"DIAG rank0 {time.time():.2f} decision TIMEOUT", file=_s.stderr, flush=True)
-            answer = False
+            raise DDPTimeoutError(
+                f"Rank 0 reported epoch {epoch} to the Optuna trial and got no prune "
+                f"decision within {wait:g} s (half of timeout={args.timeout:g}); the "
+                "coordinating process is gone or blocked."
+            ) from None
         decision[0] = int(bool(answer))
     if device.type == "cuda":
         decision = decision.to(device)
@@ -391,7 +446,7 @@ def _ask_to_prune(args: _RankArgs, record: dict[str, float], epoch: int, device:
 
 
 def _is_lost(exc: BaseException) -> bool:
-    if isinstance(exc, TrainLoopError):
+    if isinstance(exc, (TrainLoopError, DDPTimeoutError)):
         return False
     name = type(exc).__name__
     return name in _LOST or name.startswith("Dist") or isinstance(exc, RuntimeError)
@@ -446,13 +501,16 @@ def run_ddp(
         restart_wait: Seconds to wait for enough workers before a restart (then the job
             restarts on the workers there are).
         seed: Seeds weights (rank 0's are broadcast) and the per-epoch shuffles.
-        timeout: Seconds a collective may wait for a peer before the rank fails.
+        timeout: Seconds a collective (or the rendezvous) may wait for a peer before the
+            rank fails and the job restarts from its checkpoint; rank 0 waits at most half
+            of it for a trial's prune decision, then fails the fit (`DDPTimeoutError`).
         job_id: Names the checkpoints; a fit with the same id resumes from them. By
             default the running step run's id (a rescheduled step resumes), else new.
 
     Raises:
         ConfigError: no cluster, or fewer workers offering the resources than asked.
         TrainLoopError: `train_loop` or a factory raised (not retried).
+        DDPTimeoutError: no prune decision reached rank 0 in time (not retried).
         ModelError: the job kept failing after `max_restarts` restarts.
         optuna.TrialPruned: the trial was pruned.
     """
@@ -496,7 +554,7 @@ def run_ddp(
                     raise
                 addresses = alive[: spec.workers]
             sizes.append(len(addresses))
-            queues = _queues(distributed, job, restarts) if trial is not None else (None, None)
+            queues = _queues(distributed, c, job, restarts) if trial is not None else (None, None)
             port = c.run(_free_port, workers=[addresses[0]])[addresses[0]]
             futures = [
                 c.submit(
@@ -539,6 +597,13 @@ def run_ddp(
                 c.cancel(futures, force=True)
                 restarts += 1
                 failures.append(str(lost))
+                logger.warning(
+                    "DDP job %s lost a rank (%s); restart %d of %d from its latest checkpoint.",
+                    job,
+                    lost,
+                    restarts,
+                    max_restarts,
+                )
                 if restarts > max_restarts:
                     raise ModelError(
                         f"The DDP job lost a worker {restarts} times ({lost}); giving up after "
@@ -577,9 +642,14 @@ def _alive(client: Any, spec: JobSpec) -> list[str]:
     return workers_offering(spec.resources, cluster_info(client))
 
 
-def _queues(distributed: Any, job: str, attempt: int) -> tuple[Any, Any]:
+def _queues(distributed: Any, client: Any, job: str, attempt: int) -> tuple[Any, Any]:
+    # The job's own client, not the thread's default one: another Client made since (an
+    # executor, a test's cluster) must not receive the trial's reports.
     prefix = f"conveyor-ddp-{job}-{attempt}"
-    return distributed.Queue(f"{prefix}-report"), distributed.Queue(f"{prefix}-decision")
+    return (
+        distributed.Queue(f"{prefix}-report", client=client),
+        distributed.Queue(f"{prefix}-decision", client=client),
+    )
 
 
 def _supervise(
@@ -587,9 +657,6 @@ def _supervise(
 ) -> list[dict[str, Any]]:
     """Wait for the ranks, answering pruning questions; raise _JobLost on a lost peer."""
     report, decision = queues
-    if report is not None:
-        import sys as _s
-        print(f"DIAG coord {time.time():.2f} polling {report.name} client={report.client} sched={report.client.scheduler.address}", file=_s.stderr, flush=True)
     while True:
         done = [f for f in futures if f.done()]
         for future in done:
@@ -605,17 +672,14 @@ def _supervise(
         gone = [a for a in addresses if a not in workers]
         if gone:
             raise _JobLost(f"worker {gone[0]} left the cluster")
-        if report is not None:
-            try:
-                epoch, value = report.get(timeout=0.2)
-            except TimeoutError:
-                continue
-            import sys as _s
-            print(f"DIAG coord {time.time():.2f} got report {report.name} {value}", file=_s.stderr, flush=True)
+        # Asking the size first: a get() that times out is logged as an error by the
+        # scheduler, every poll.
+        if report is not None and report.qsize() > 0:
+            epoch, value = report.get()
             trial.report(float(value), int(epoch))
             decision.put(bool(trial.should_prune()))
-        else:
-            time.sleep(0.1)  # polling futures and membership, bounded by the ranks' timeout
+            continue
+        time.sleep(0.1)  # polling futures and membership, bounded by the ranks' timeout
 
 
 def torch_ddp(
