@@ -22,7 +22,7 @@ from engine_chain import N, chain, plain
 
 from conveyor._internal.hashing import canonical_json, hash_parts
 from conveyor.core.pipeline import Node
-from conveyor.execution import orchestrator
+from conveyor.execution import orchestrator, walk
 from conveyor.execution.orchestrator import run_pipeline
 
 _MEMO: dict[int, tuple[Any, str]] = {}
@@ -40,10 +40,7 @@ def _legacy_fingerprint(fn: Any) -> str:
 def _legacy_cache_key(self: Any, node: Node, inputs: Mapping[str, Any]) -> str:
     step = node.step
     versions = sorted(
-        {
-            f"{m}@{self.registry.by_name(m).version}"
-            for m in orchestrator._materializers(inputs.values())
-        }
+        {f"{m}@{self.registry.by_name(m).version}" for m in walk._materializers(inputs.values())}
     )
     return hash_parts(
         step.name,
@@ -57,12 +54,12 @@ def _legacy_cache_key(self: Any, node: Node, inputs: Mapping[str, Any]) -> str:
 
 @contextmanager
 def legacy_keys() -> Iterator[None]:
-    current = orchestrator._Execution.cache_key
-    orchestrator._Execution.cache_key = _legacy_cache_key  # type: ignore[method-assign]
+    current = orchestrator.Execution.cache_key
+    orchestrator.Execution.cache_key = _legacy_cache_key  # type: ignore[method-assign]
     try:
         yield
     finally:
-        orchestrator._Execution.cache_key = current  # type: ignore[method-assign]
+        orchestrator.Execution.cache_key = current  # type: ignore[method-assign]
 
 
 def main() -> None:

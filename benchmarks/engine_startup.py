@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from _process import clean_env
+
 HEAVY = ("pandas", "sklearn", "scipy", "sqlalchemy", "numpy", "pyarrow")
 
 
@@ -15,7 +17,7 @@ def best(cmd: list[str], runs: int = 5) -> float:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=clean_env())
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -36,6 +38,7 @@ def main() -> None:
         check=True,
         capture_output=True,
         text=True,
+        env=clean_env(),
     ).stdout.strip()
     print(f"python -c pass: {baseline:.3f} s")
     print(

@@ -30,7 +30,7 @@ from conveyor._internal.ids import new_id
 from conveyor.core.pipeline import GatherInput, ItemInput, Node, Pipeline
 from conveyor.exceptions import ConfigError, ConveyorError, NotFoundError
 from conveyor.execution.executors import make_executor
-from conveyor.execution.orchestrator import _Execution, _json_params, code_version
+from conveyor.execution.orchestrator import Execution, code_version, json_params
 from conveyor.execution.worker import ArtifactRef
 from conveyor.stores.artifacts import open_artifact_store
 from conveyor.stores.metadata.statuses import COMPLETED, FAILED, RUNNING, SKIPPED
@@ -94,7 +94,7 @@ def start_run(
             "status": RUNNING,
             "created_at": now,
             "started_at": now,
-            "params": _json_params(plan.params),
+            "params": json_params(plan.params),
             "code_sha": sha,
             "code_dirty": dirty,
             "executor": f"{orchestrator} (conveyor task)",
@@ -108,8 +108,8 @@ def start_run(
     return run_id
 
 
-class _TaskExecution(_Execution):
-    """An `_Execution` that runs one node, its upstream outputs read back from the store."""
+class _TaskExecution(Execution):
+    """An `Execution` that runs one node, its upstream outputs read back from the store."""
 
     def __init__(self, plan: Plan, *, target: Node, **kwargs: Any) -> None:
         super().__init__(plan, **kwargs)

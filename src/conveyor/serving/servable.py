@@ -169,8 +169,9 @@ class _ArrayPath:
     def _quiet(self, values: np.ndarray) -> Any:
         import warnings
 
-        # catch_warnings swaps the process-wide filter list: only the model thread calls
-        # this, and the one filter added hides nothing but the message above.
+        # catch_warnings swaps the process-wide filter list (not thread-safe before 3.14).
+        # The server calls this from its one model thread; the filter added hides nothing
+        # but the message above, so a racing thread can at worst keep that one filter.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_NO_NAMES, category=UserWarning)
             return self.raw(values)

@@ -77,11 +77,13 @@ def adam(parameters: object, lr: float) -> torch.optim.Optimizer:
 
 class SlowRank:
     """A train loop in which rank 1 spends `seconds` in its step `at` (the work: a rank
-    that stops making progress for longer than the job's collective timeout)."""
+    that stops making progress for longer than the job's collective timeout). It writes
+    `marker` just before."""
 
-    def __init__(self, at: int, seconds: float) -> None:
+    def __init__(self, at: int, seconds: float, marker: str) -> None:
         self.at = at
         self.seconds = seconds
+        self.marker = marker
         self.calls = 0
 
     def __call__(self, model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -90,5 +92,6 @@ class SlowRank:
         info = current_rank()
         self.calls += 1
         if info is not None and info.rank == 1 and self.calls == self.at:
+            Path(self.marker).touch()
             time.sleep(self.seconds)
         return cross_entropy(model, X, y)
