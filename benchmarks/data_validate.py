@@ -18,12 +18,14 @@ def main() -> None:
     reference = Profile.from_frame(make_frame(seed=0))
     schema = Schema.infer(reference)
     batch = make_frame(seed=1)
-    times = []
+    times, cpu = [], []
     for _ in range(3):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         report = validate_frame(batch, schema=schema, reference=reference)
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     print(f"validate 1M x 50 (schema + reference drift): {min(times):.3f} s (target < 3 s)")
+    print(f"CPU time (best of 3): {min(cpu):.3f} s")
     print(f"anomalies: {len(report.anomalies)} ({len(report.errors)} errors)")
 
 

@@ -10,7 +10,8 @@ factor whatever the direction (after/before for times, before/after for rates); 
 worse than --flag (1.10) are flagged. Beside the scripts' own figures: the CPU time
 (user + system, children included) of each whole benchmark process, and the load average
 when each run started. Figures of the in-run baselines (scipy, pandas), which run no
-conveyor code, are marked as controls and never flagged.
+conveyor code, are marked as controls and never flagged; nor is each process's wall time
+(mostly set-up: imports, data generation, training).
 
 Run: .venv/bin/python benchmarks/regression_ab.py --before /work/before/src [--after src]
     [--rounds 3] [--only streaming drift profile validate] [--json-out FILE]
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import datetime as dt
 import json
 import os
 import re
@@ -50,7 +52,8 @@ class Bench:
     parse: Callable[[str], Figures]
     # figure name -> True when higher is better (rates); absent: lower is better
     higher_better: frozenset[str] = frozenset()
-    # figures of in-run baselines that run no conveyor code: shown, never flagged
+    # endings of the names of figures of in-run baselines that run no conveyor code: shown,
+    # never flagged
     controls: frozenset[str] = frozenset()
 
 
@@ -86,6 +89,10 @@ def parse_drift(text: str) -> Figures:
             out[f"drift {rows}: peak MiB"] = float(match.group(3))
             out[f"drift {rows}: scipy s"] = theirs
             out[f"drift {rows}: conveyor / scipy"] = ours / theirs
+    for rows, cpu in re.findall(
+        r"^([\d,]+) rows: conveyor CPU time \(best of 5\) ([\d.]+) s", text, re.M
+    ):
+        out[f"drift {rows}: conveyor CPU s"] = float(cpu)
     return out
 
 
@@ -100,12 +107,20 @@ def parse_profile(text: str) -> Figures:
     """Figures from data_profile.py."""
     ours = _number(r"^profile 1M x 50: ([\d.]+) s", text)
     theirs = _number(r"^pandas describe \+ value_counts: ([\d.]+) s", text)
-    return {"profile s": ours, "pandas s": theirs, "profile / pandas": ours / theirs}
+    out = {"profile s": ours, "pandas s": theirs, "profile / pandas": ours / theirs}
+    cpu = re.search(r"^CPU time \(best of 3\): profile ([\d.]+) s, pandas ([\d.]+) s", text, re.M)
+    if cpu:
+        out["profile CPU s"], out["pandas CPU s"] = float(cpu.group(1)), float(cpu.group(2))
+    return out
 
 
 def parse_validate(text: str) -> Figures:
     """Figures from data_validate.py."""
-    return {"validate s": _number(r"^validate 1M x 50 [^:]*: ([\d.]+) s", text)}
+    out = {"validate s": _number(r"^validate 1M x 50 [^:]*: ([\d.]+) s", text)}
+    cpu = re.search(r"^CPU time \(best of 3\): ([\d.]+) s", text, re.M)
+    if cpu:
+        out["validate CPU s"] = float(cpu.group(1))
+    return out
 
 
 BENCHES = {
@@ -117,9 +132,11 @@ BENCHES = {
     "drift": Bench(
         "monitoring_drift.py",
         parse_drift,
-        controls=frozenset({"drift 100,000: scipy s", "drift 1,000,000: scipy s"}),
+        controls=frozenset({": scipy s"}),
     ),
-    "profile": Bench("data_profile.py", parse_profile, controls=frozenset({"pandas s"})),
+    "profile": Bench(
+        "data_profile.py", parse_profile, controls=frozenset({"pandas s", "pandas CPU s"})
+    ),
     "validate": Bench("data_validate.py", parse_validate),
 }
 PROCESS_CPU = "whole process CPU s"
@@ -226,8 +243,9 @@ def report(
             ratio = a / b if a is not None and b else None
             higher = figure in bench.higher_better
             worse = (1 / ratio if higher else ratio) if ratio else None
-            control = figure in bench.controls or figure == PROCESS_WALL
-            mark = "control" if figure in bench.controls else ""
+            baseline = any(figure.endswith(c) for c in bench.controls)
+            control = baseline or figure == PROCESS_WALL
+            mark = "control" if baseline else ""
             if worse is not None and worse > flag and not control:
                 mark = f"**worse than {flag:.2f}**"
             lines.append(
@@ -261,6 +279,13 @@ def _join(values: list[float]) -> str:
     return ", ".join(_fmt(v) for v in values) or "-"
 
 
+def _utc_today_at(hh_mm: str) -> float:
+    """The epoch seconds of today's HH:MM in UTC."""
+    hour, minute = (int(part) for part in hh_mm.split(":"))
+    now = dt.datetime.now(dt.UTC)
+    return now.replace(hour=hour, minute=minute, second=0, microsecond=0).timestamp()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", type=Path, required=True, help="src folder of the old tree")
@@ -270,6 +295,10 @@ def main() -> None:
     parser.add_argument("--flag", type=float, default=1.10)
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     parser.add_argument("--json-out", type=Path)
+    parser.add_argument(
+        "--stop-by",
+        help="UTC time HH:MM: start no before/after pair that its last runs say ends later",
+    )
     for name in BENCHES:
         parser.add_argument(f"--{name}-args", default="", help=f"extra arguments for {name}")
     args = parser.parse_args()
@@ -284,10 +313,15 @@ def main() -> None:
         f"extra args: " + "; ".join(f"{n} {getattr(args, n + '_args')!r}" for n in args.only),
         flush=True,
     )
+    stop_by = _utc_today_at(args.stop_by) if args.stop_by else None
     for round_no in range(args.rounds):
         order = ["before", "after"] if round_no % 2 == 0 else ["after", "before"]
         for name in args.only:
             extra = shlex.split(getattr(args, f"{name}_args"))
+            walls = [f[PROCESS_WALL] for r in results[name].values() for f in r.figures[-1:]]
+            if stop_by is not None and walls and time.time() + sum(walls) > stop_by:
+                print(f"round {round_no + 1} {name}: skipped (would end after {args.stop_by})")
+                continue
             for tree in order:
                 runs = results[name][tree]
                 load = os.getloadavg()[0]

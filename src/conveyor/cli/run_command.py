@@ -151,6 +151,8 @@ def run_fast(args: Mapping[str, Any]) -> int:
         return exc.code
     except KeyboardInterrupt:
         return 130  # what the typer CLI exits with on a Ctrl-C outside the run
+    except BrokenPipeError:
+        return 1  # as the typer CLI: the reader of stdout went away
     except Exception as exc:
         return _output.report_uncaught(exc)
     finally:

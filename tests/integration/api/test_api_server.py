@@ -355,6 +355,21 @@ def test_cli_against_the_server_needs_no_database(
         project.filled.runs["failed"],
         project.filled.runs["checks"],
     }
+    by_alpha = _cli(
+        server,
+        "runs",
+        "list",
+        "--pipeline",
+        "train",
+        "--sort",
+        "-param:alpha",
+        "--json",
+        token=VIEWER_TOKEN,
+        tmp_path=tmp_path,
+    )
+    assert by_alpha.returncode == 0, by_alpha.stderr
+    alphas = [r["params"]["alpha"] for r in json.loads(by_alpha.stdout)["items"]]
+    assert len(alphas) == 4 and alphas == sorted(alphas, reverse=True)
     shown = _cli(
         server, "runs", "show", project.filled.runs["train0"], token=VIEWER_TOKEN, tmp_path=tmp_path
     )

@@ -279,3 +279,19 @@ def test_a_new_store_is_created_through_the_migrations_then_served_directly(
     _write_everything(store)
     assert store.get_run(RUN)["status"] == "completed"
     assert open_metadata_store(url)._engine is None
+
+
+def test_a_relative_sqlite_url_names_the_database_of_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.chdir(first)
+    open_metadata_store("sqlite:///conveyor.db").create_run(
+        {"id": "run-a", "pipeline": "p", "status": "completed", "created_at": 1.0, "params": {}}
+    )
+    monkeypatch.chdir(second)
+    store = open_metadata_store("sqlite:///conveyor.db")
+    assert store.list_runs() == []
+    assert (first / "conveyor.db").exists() and (second / "conveyor.db").exists()

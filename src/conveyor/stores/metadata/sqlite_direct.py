@@ -65,6 +65,19 @@ def sqlite_file(url: str) -> str | None:
     return path
 
 
+def absolute_url(url: str) -> str:
+    """`url` with a relative SQLite file path made absolute (against the current folder).
+
+    A relative path names another database in another folder; resolving it once, where
+    the store is opened, keeps the process's shared connections from mixing them up.
+    """
+    path = sqlite_file(url)
+    if path is None or os.path.isabs(path):
+        return url
+    prefix = url[: len(url) - len(path)]
+    return prefix + os.path.abspath(path)
+
+
 def open_direct(url: str) -> SqliteDirect | None:
     """The process's direct connection to the SQLite file of `url`, or None for any
     other URL."""

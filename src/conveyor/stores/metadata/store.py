@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor._internal.urls import redact_url
 from conveyor.exceptions import NotFoundError, did_you_mean
 from conveyor.stores.metadata.revision import HEAD_REVISION
-from conveyor.stores.metadata.sqlite_direct import SqliteDirect, open_direct
+from conveyor.stores.metadata.sqlite_direct import SqliteDirect, absolute_url, open_direct
 from conveyor.stores.metadata.statuses import (
     COMPLETED,
     FAILED,
@@ -311,6 +311,7 @@ def open_metadata_store(url: str, *, auto_upgrade: bool | None = None) -> Metada
         SchemaVersionError: the database needs an upgrade.
         ConfigError: the URL or its driver is not usable.
     """
+    url = absolute_url(url)
     direct = open_direct(url)
     if direct is not None and direct.schema_revision() == HEAD_REVISION:
         return MetadataStore(url, direct=direct)
