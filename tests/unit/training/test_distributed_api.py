@@ -11,6 +11,7 @@ from conveyor.training import distributed
 def test_public_names_are_pinned() -> None:
     assert sorted(distributed.__all__) == [
         "DDPResult",
+        "DDPTimeoutError",
         "DatasetRef",
         "RankInfo",
         "current_rank",
