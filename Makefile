@@ -9,6 +9,10 @@ STAMP := $(VENV)/.installed
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_REQUIREMENTS := tests/integration/export/airflow-requirements.txt
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+# The kserve wheel, read (never installed) by the KServe manifest test.
+KSERVE_VERSION := 0.21.0
+KSERVE_WHEELS := $(VENV)/kserve-wheels
+KSERVE_STAMP := $(KSERVE_WHEELS)/.downloaded
 
 .PHONY: setup demo test lint typecheck layers pytest bench clean
 
@@ -26,6 +30,10 @@ $(AIRFLOW_STAMP): $(AIRFLOW_REQUIREMENTS)
 	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -r $(AIRFLOW_REQUIREMENTS)
 	touch $(AIRFLOW_STAMP)
 
+$(KSERVE_STAMP): $(STAMP)
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary :all: -d $(KSERVE_WHEELS) kserve==$(KSERVE_VERSION)
+	touch $(KSERVE_STAMP)
+
 demo: setup
 	$(BIN)/conveyor demo
 
@@ -39,8 +47,10 @@ typecheck: setup
 layers: setup
 	$(BIN)/lint-imports
 
-pytest: setup $(AIRFLOW_STAMP)
-	CONVEYOR_TEST_AIRFLOW=$(abspath $(AIRFLOW_VENV))/bin/airflow $(BIN)/python -m pytest -p no:cacheprovider
+pytest: setup $(AIRFLOW_STAMP) $(KSERVE_STAMP)
+	CONVEYOR_TEST_AIRFLOW=$(abspath $(AIRFLOW_VENV))/bin/airflow \
+	CONVEYOR_TEST_KSERVE_WHEELS=$(abspath $(KSERVE_WHEELS)) \
+	$(BIN)/python -m pytest -p no:cacheprovider
 
 test: lint typecheck layers pytest
 

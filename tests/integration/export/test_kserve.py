@@ -1,12 +1,14 @@
 """The KServe manifests of `conveyor export k8s`, checked against the `kserve` wheel's models.
 
-The wheel is fetched from PyPI with pip (``pip download kserve==VERSION --no-deps``, about
-0.6 MB) once per session and read as text, never installed; see `kserve_schema`.
+The wheel (about 0.6 MB) is read as text, never installed; see `kserve_schema`. `make test`
+fetches it at set-up time (``pip download kserve==VERSION --no-deps`` into the folder named
+by ``CONVEYOR_TEST_KSERVE_WHEELS``); without that variable the test downloads it itself.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,13 @@ runner = CliRunner()
 def kserve_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Model]:
     import kubernetes
 
+    prepared = os.environ.get("CONVEYOR_TEST_KSERVE_WHEELS")
+    if prepared:
+        found = sorted(Path(prepared).glob(f"kserve-{KSERVE}-*.whl"))
+        if not found:
+            pytest.fail(f"no kserve=={KSERVE} wheel in {prepared}; `make test` downloads it")
+        client_models = Path(kubernetes.__file__).parent / "client" / "models"
+        return load_models(found[0], client_models)
     folder = tmp_path_factory.mktemp("kserve-wheel")
     pip = [sys.executable, "-m", "pip", "download", f"kserve=={KSERVE}", "--no-deps"]
     done = subprocess.run(
