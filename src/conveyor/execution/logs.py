@@ -20,7 +20,7 @@ _BUFFER: contextvars.ContextVar[io.StringIO | None] = contextvars.ContextVar(
     "conveyor_log_buffer", default=None
 )
 _INSTALL_LOCK = threading.Lock()
-_installed = False
+_handler: _Handler | None = None
 MAX_LOG_CHARS = 1_000_000
 
 
@@ -65,21 +65,29 @@ class _Handler(logging.Handler):
 
 
 def _install() -> None:
-    global _installed
-    # Someone (a test runner, a notebook) may have swapped the streams since last time.
-    if isinstance(sys.stdout, _Proxy) and isinstance(sys.stderr, _Proxy) and _installed:
+    global _handler
+    # Someone (a test runner, a notebook, a library's logging config) may have swapped the
+    # streams or replaced the root logger's handlers since last time.
+    root = logging.getLogger()
+    if (
+        isinstance(sys.stdout, _Proxy)
+        and isinstance(sys.stderr, _Proxy)
+        and _handler is not None
+        and _handler in root.handlers
+    ):
         return
     with _INSTALL_LOCK:
         if not isinstance(sys.stdout, _Proxy):
             sys.stdout = _Proxy(sys.stdout)  # type: ignore[assignment]
         if not isinstance(sys.stderr, _Proxy):
             sys.stderr = _Proxy(sys.stderr)  # type: ignore[assignment]
-        if _installed:
-            return
-        handler = _Handler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger().addHandler(handler)
-        _installed = True
+        if _handler is None:
+            _handler = _Handler()
+            _handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+            )
+        if _handler not in root.handlers:
+            root.addHandler(_handler)
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -267,6 +268,25 @@ def test_logs_are_captured_per_step_even_when_steps_run_concurrently(settings: S
     assert "stdout AAA" in first and "stderr AAA" in first and "logging AAA" in first
     assert "BBB" not in first
     assert "stdout BBB" in second and "AAA" not in second
+
+
+def test_logs_are_still_captured_after_something_replaces_the_root_handlers(
+    settings: Settings,
+) -> None:
+    @pipeline
+    def p():
+        return s.chatty(s.source(1), marker="CCC")
+
+    run_pipeline(p, settings=settings, cache=False)
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    # What a library's logging set-up does: the root logger gets handlers of its own.
+    logging.basicConfig(force=True, handlers=[logging.NullHandler()])
+    try:
+        run = run_pipeline(p, settings=settings, cache=False)
+    finally:
+        root.handlers[:] = saved
+    assert "logging CCC" in run.logs("chatty")
 
 
 def test_tracking_params_metrics_artifacts_and_tags(settings: Settings) -> None:
