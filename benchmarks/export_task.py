@@ -1,6 +1,6 @@
 """Orchestrator tasks: start-up cost of `conveyor task run`, and the size of exported files.
 
-Run: .venv/bin/python benchmarks/export_task.py [ROUNDS]
+Run: .venv/bin/python benchmarks/export_task.py [ROUNDS] [--before SRC]
 1. Per-task overhead: a fresh `conveyor task run` process for a trivial step, from process
    start to the first line of the step's body, against the baseline of a fresh
    `python -c "import conveyor"` measured in the same run, interleaved round by round
@@ -8,7 +8,11 @@ Run: .venv/bin/python benchmarks/export_task.py [ROUNDS]
    127.0.0.1:5432, dropped at the end; CONVEYOR_BENCH_PG_URL names the server's admin
    database). Each run was started by `conveyor task start` beforehand, as the first task
    of a workflow does. Also the process CPU time (user + system) of each, and for
-   reference the cost of importing the PostgreSQL driver stack alone.
+   reference the cost of importing psycopg alone (what the task path on PostgreSQL
+   imports) and SQLAlchemy's psycopg dialect (what it imported before the direct path).
+   With ``--before SRC`` (a copy of another version's ``src`` folder), each store is also
+   measured with that code on PYTHONPATH, interleaved in the same rounds: a before/after
+   comparison in the same conditions.
 2. Exported files for a 200-step pipeline (target: < 100 KB each).
 """
 
@@ -90,7 +94,13 @@ def _postgres_database() -> tuple[str, Callable[[], None]] | None:
 
 
 def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+    args = sys.argv[1:]
+    before = None
+    if "--before" in args:
+        at = args.index("--before")
+        before = str(Path(args[at + 1]).resolve())
+        del args[at : at + 2]
+    rounds = int(args[0]) if args else 7
     root = Path(tempfile.mkdtemp(prefix="conveyor-bench-task-"))
     (root / "flow.py").write_text(PIPELINE)
     (root / "conveyor.toml").write_text('[conveyor]\nexecutor = "inline"\n')
@@ -113,21 +123,28 @@ def main() -> None:
     def python(code: str) -> None:
         subprocess.run([sys.executable, "-c", code], env=env, check=True)
 
-    for extra in stores.values():  # create each store and warm the file cache
-        call(extra, "task", "start", "flow.py:bench", "--run-key", "warm")
-        call(extra, "task", "run", "flow.py:bench", "--run-key", "warm", "--node", "touch")
+    if before is not None:
+        stores |= {
+            f"{name} (before)": {**extra, "PYTHONPATH": before} for name, extra in stores.items()
+        }
+    for name, extra in stores.items():  # create each store and warm the file cache
+        warm = f"warm-{name}"
+        call(extra, "task", "start", "flow.py:bench", "--run-key", warm)
+        call(extra, "task", "run", "flow.py:bench", "--run-key", warm, "--node", "touch")
     figures: dict[str, list[tuple[float, float]]] = {"import conveyor": []}
     figures |= {name: [] for name in stores}
-    driver: list[tuple[float, float]] = []
+    drivers: dict[str, list[tuple[float, float]]] = {
+        "psycopg": [],
+        "sqlalchemy.dialects.postgresql.psycopg": [],
+    }
     try:
         for i in range(rounds):
             figures["import conveyor"].append(_timed(lambda: python("import conveyor")))
             if postgres is not None:
-                driver.append(
-                    _timed(lambda: python("import sqlalchemy.dialects.postgresql.psycopg"))
-                )
+                for module, times in drivers.items():
+                    times.append(_timed(lambda module=module: python(f"import {module}")))
             for name, extra in stores.items():
-                key = f"bench-{i}"
+                key = f"bench-{name}-{i}"
                 call(extra, "task", "start", "flow.py:bench", "--run-key", key)
                 stamp = root / "stamp.txt"
                 stamp.unlink(missing_ok=True)
@@ -148,12 +165,14 @@ def main() -> None:
         f"baseline python -c 'import conveyor': wall {base_wall * 1000:.0f} ms, "
         f"CPU {base_cpu * 1000:.0f} ms"
     )
-    if driver:
-        print(
-            "reference: python -c 'import sqlalchemy.dialects.postgresql.psycopg': wall "
-            f"{statistics.median(w for w, _ in driver) * 1000:.0f} ms, CPU "
-            f"{statistics.median(c for _, c in driver) * 1000:.0f} ms"
-        )
+    for module, times in drivers.items():
+        if times:
+            wall = statistics.median(w for w, _ in times)
+            print(
+                f"reference: python -c 'import {module}': wall {wall * 1000:.0f} ms "
+                f"(beyond the baseline {(wall - base_wall) * 1000:.0f} ms), CPU "
+                f"{statistics.median(c for _, c in times) * 1000:.0f} ms"
+            )
     for name in stores:
         wall = statistics.median(w for w, _ in figures[name])
         cpu = statistics.median(c for _, c in figures[name])

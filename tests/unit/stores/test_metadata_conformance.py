@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -150,8 +151,8 @@ def test_writes_are_atomic(db_url: str) -> None:
     step_id = new_id()
     duplicate = _artifact(str(run["id"]), step_id)
     store.insert_artifacts([duplicate])
-    # The driver's error: SQLAlchemy's on PostgreSQL, sqlite3's on the direct SQLite path.
-    with pytest.raises((sa.exc.IntegrityError, sqlite3.IntegrityError)):
+    # The driver's error: sqlite3's or psycopg's on the direct paths, SQLAlchemy's otherwise.
+    with pytest.raises((sa.exc.IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)):
         store.record_step(
             step_run_id=step_id,
             run_id=str(run["id"]),

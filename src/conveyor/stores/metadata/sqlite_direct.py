@@ -3,7 +3,9 @@
 A `conveyor run` writes a run, its step runs, artifacts, lineage, metrics, logs and events,
 and reads cache hits: a few hundred small statements. Through SQLAlchemy each costs tens
 of microseconds of statement building and the import alone a third of a second, so on a
-SQLite file these methods speak to the database directly with bound parameters.
+SQLite file these methods speak to the database directly with bound parameters. The
+methods themselves are shared with PostgreSQL (`direct_base`); this module supplies the
+connection, its transactions and the encoding of values.
 
 The schema has one source of truth, `tables` and its Alembic migrations: this module
 writes no DDL and learns each table's columns and their declared types (``JSON``,
@@ -22,26 +24,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import threading
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from conveyor._internal.ids import new_id
-from conveyor.exceptions import NotFoundError, StoreError
-from conveyor.stores.metadata.events import KINDS, RUN_FAILED, RUN_FINISHED, RUN_STARTED
-from conveyor.stores.metadata.statuses import (
-    COMPLETED,
-    FAILED,
-    INTERRUPTED,
-    PENDING,
-    RUNNING,
-    alive,
-)
+from conveyor.exceptions import StoreError
+from conveyor.stores.metadata.direct_base import Cursor, DirectStore, Row, Table
 
 _PREFIXES = ("sqlite:///", "sqlite+pysqlite:///")
 _OPEN: dict[str, SqliteDirect] = {}
@@ -92,31 +83,13 @@ def open_direct(url: str) -> SqliteDirect | None:
     return direct
 
 
-def _encode_json(value: Any) -> str:
-    return json.dumps(value)
-
-
-class _Table:
-    """Columns of one table and how their values are stored."""
-
-    def __init__(self, name: str, columns: Sequence[tuple[str, str]]) -> None:
-        self.name = name
-        self.columns = frozenset(c for c, _ in columns)
-        self.json = frozenset(c for c, kind in columns if kind == "JSON")
-        self.booleans = frozenset(c for c, kind in columns if kind == "BOOLEAN")
-
-    def check(self, names: Iterable[str]) -> None:
-        unknown = sorted(set(names) - self.columns)
-        if unknown:
-            raise StoreError(
-                f"Table {self.name!r} has no column(s) {', '.join(unknown)}; the metadata "
-                "database may be from another conveyor version (see `conveyor db current`)."
-            )
+class _SqliteTable(Table):
+    """JSON as text by `json.dumps` (an explicit None as ``null``), booleans as 0/1."""
 
     def encode(self, name: str, value: Any) -> Any:
-        return _encode_json(value) if name in self.json else value
+        return json.dumps(value) if name in self.json else value
 
-    def decode(self, row: Mapping[str, Any]) -> dict[str, Any]:
+    def decode(self, row: Row) -> dict[str, Any]:
         out = dict(row)
         for name in self.json:
             value = out.get(name)
@@ -129,15 +102,38 @@ class _Table:
         return out
 
 
-class SqliteDirect:
+class _SqliteCursor:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._c = connection
+
+    # sqlite3.Row reads by column name like a mapping (and by position).
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        return cast("list[Row]", self._c.execute(sql, args).fetchall())
+
+    def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        return cast("Row | None", self._c.execute(sql, args).fetchone())
+
+    def run(self, sql: str, args: Sequence[Any] = ()) -> None:
+        self._c.execute(sql, args)
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._c.executemany(sql, rows)
+
+
+if TYPE_CHECKING:  # the cursor satisfies the interface the shared methods use
+    _: type[Cursor] = _SqliteCursor
+
+
+class SqliteDirect(DirectStore):
     """The run-path methods of `MetadataStore` on one SQLite file (see the module doc)."""
 
+    dialect = "sqlite"
+
     def __init__(self, path: str) -> None:
+        super().__init__()
         self.path = path
-        self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
         self._pid = 0
-        self._tables: dict[str, _Table] = {}
         self._file: tuple[int, int] | None = None
 
     def _identity(self) -> tuple[int, int] | None:
@@ -176,97 +172,41 @@ class SqliteDirect:
         self._file = self._identity()
         return connection
 
-    def _table(self, name: str) -> _Table:
-        table = self._tables.get(name)
-        if table is None:
-            rows = self._connect().execute(f"PRAGMA table_info({name})").fetchall()
-            if not rows:
-                raise StoreError(f"The metadata database {self.path} has no table {name!r}.")
-            table = self._tables[name] = _Table(name, [(r[1], str(r[2]).upper()) for r in rows])
-        return table
+    def _load_table(self, name: str) -> Table:
+        rows = self._connect().execute(f"PRAGMA table_info({name})").fetchall()
+        if not rows:
+            raise StoreError(f"The metadata database {self.path} has no table {name!r}.")
+        return _SqliteTable(name, [(r[1], str(r[2]).lower()) for r in rows])
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _query(self) -> Iterator[Cursor]:
+        """Statements outside an explicit transaction (each is its own snapshot)."""
+        with self._lock:
+            yield _SqliteCursor(self._connect())
+
+    @contextmanager
+    def _write(self) -> Iterator[Cursor]:
         """One write transaction, holding the write lock from its start."""
         with self._lock:
             connection = self._connect()
             connection.execute("BEGIN IMMEDIATE")
             try:
-                yield connection
+                yield _SqliteCursor(connection)
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
+    def _read(self) -> Iterator[Cursor]:
         """One read transaction: a consistent snapshot that takes no write lock."""
         with self._lock:
             connection = self._connect()
             connection.execute("BEGIN")
             try:
-                yield connection
+                yield _SqliteCursor(connection)
             finally:
                 connection.execute("COMMIT")
-
-    def _insert(
-        self, c: sqlite3.Connection, table_name: str, rows: Iterable[Mapping[str, Any]]
-    ) -> None:
-        table = self._table(table_name)
-        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        for row in rows:
-            names = tuple(row)
-            groups.setdefault(names, []).append(tuple(table.encode(n, row[n]) for n in names))
-        for names, values in groups.items():
-            table.check(names)
-            columns = ", ".join(f'"{n}"' for n in names)
-            marks = ", ".join("?" * len(names))
-            c.executemany(f"INSERT INTO {table_name} ({columns}) VALUES ({marks})", values)
-
-    def _update(
-        self,
-        c: sqlite3.Connection,
-        table_name: str,
-        fields: Mapping[str, Any],
-        where: str,
-        args: Sequence[Any],
-    ) -> None:
-        if not fields:
-            return
-        table = self._table(table_name)
-        table.check(fields)
-        assignments = ", ".join(f'"{n}" = ?' for n in fields)
-        values = [table.encode(n, v) for n, v in fields.items()]
-        c.execute(f"UPDATE {table_name} SET {assignments} WHERE {where}", [*values, *args])
-
-    def _event(
-        self,
-        c: sqlite3.Connection,
-        kind: str,
-        subject: str,
-        summary: str,
-        links: Mapping[str, Any] | None,
-        data: Mapping[str, Any] | None,
-    ) -> str:
-        if kind not in KINDS:
-            raise ValueError(f"Unknown event kind {kind!r}; expected one of {', '.join(KINDS)}.")
-        event_id = new_id()
-        self._insert(
-            c,
-            "events",
-            [
-                {
-                    "id": event_id,
-                    "created_at": time.time(),
-                    "kind": kind,
-                    "subject": subject[:300],
-                    "summary": summary,
-                    "links": {k: v for k, v in (links or {}).items() if v is not None},
-                    "data": dict(data or {}),
-                }
-            ],
-        )
-        return event_id
 
     # ------------------------------------------------------------------ schema
     def schema_revision(self) -> str | None:
@@ -279,381 +219,3 @@ class SqliteDirect:
                     return None
                 raise StoreError(f"Cannot read the metadata store {self.path}: {exc}") from exc
         return None if row is None else str(row[0])
-
-    def forget_columns(self) -> None:
-        """Read the tables' columns again on next use (after a migration)."""
-        with self._lock:
-            self._tables = {}
-
-    # ------------------------------------------------------------------ runs
-    def create_run(self, row: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> None:
-        with self._write() as c:
-            self._insert(c, "runs", [row])
-            if tags:
-                self._insert(
-                    c,
-                    "run_tags",
-                    [{"run_id": row["id"], "key": k, "value": v} for k, v in tags.items()],
-                )
-            if row.get("status") == RUNNING:
-                trigger = row.get("trigger") or {}
-                self._event(
-                    c,
-                    RUN_STARTED,
-                    str(row["pipeline"]),
-                    f"Run {row['id']} of {row['pipeline']} started",
-                    {"run_id": row["id"], "trigger_event": trigger.get("event_id")},
-                    {"executor": row.get("executor"), "trigger": trigger or None},
-                )
-
-    def update_run(self, run_id: str, **fields: Any) -> None:
-        with self._write() as c:
-            self._update(c, "runs", fields, "id = ?", [run_id])
-            status = fields.get("status")
-            if status in (COMPLETED, FAILED, INTERRUPTED):
-                row = c.execute(
-                    "SELECT pipeline, started_at FROM runs WHERE id = ?", [run_id]
-                ).fetchone()
-                if row is not None:
-                    took = (fields.get("ended_at") or time.time()) - (row["started_at"] or 0)
-                    error = fields.get("error")
-                    self._event(
-                        c,
-                        RUN_FINISHED if status == COMPLETED else RUN_FAILED,
-                        str(row["pipeline"]),
-                        f"Run {run_id} of {row['pipeline']} {status} in {took:.1f}s"
-                        + (f": {str(error)[:300]}" if error else ""),
-                        {"run_id": run_id},
-                        {"status": status, "duration": took},
-                    )
-
-    def get_run(self, run_id: str) -> dict[str, Any]:
-        runs = self._table("runs")
-        with self._read() as c:
-            row = c.execute("SELECT * FROM runs WHERE id = ?", [run_id]).fetchone()
-            if row is None and len(run_id) >= 6:
-                rows = c.execute(
-                    "SELECT * FROM runs WHERE id LIKE ? LIMIT 2", [run_id.upper() + "%"]
-                ).fetchall()
-                row = rows[0] if len(rows) == 1 else None
-            if row is None:
-                raise NotFoundError(
-                    f"No run with id {run_id!r}. List runs with `conveyor runs list`."
-                )
-            run = runs.decode(row)
-            run["tags"] = {
-                r["key"]: r["value"]
-                for r in c.execute("SELECT key, value FROM run_tags WHERE run_id = ?", [run["id"]])
-            }
-        return run
-
-    def reconcile_stale_runs(self) -> list[str]:
-        host = socket.gethostname()
-        with self._lock:
-            rows = (
-                self._connect()
-                .execute(
-                    "SELECT id, pid, proc_start FROM runs WHERE status = ? AND host = ?",
-                    [RUNNING, host],
-                )
-                .fetchall()
-            )
-        dead = [
-            r["id"] for r in rows if r["pid"] is not None and not alive(r["pid"], r["proc_start"])
-        ]
-        if dead:
-            now = time.time()
-            marks = ", ".join("?" * len(dead))
-            with self._write() as c:
-                self._update(
-                    c,
-                    "runs",
-                    {
-                        "status": INTERRUPTED,
-                        "ended_at": now,
-                        "error": "The process running this run stopped without finishing it.",
-                    },
-                    f"id IN ({marks}) AND status = ?",
-                    [*dead, RUNNING],
-                )
-                self._update(
-                    c,
-                    "step_runs",
-                    {"status": INTERRUPTED, "ended_at": now},
-                    f"run_id IN ({marks}) AND status IN (?, ?)",
-                    [*dead, RUNNING, PENDING],
-                )
-        return dead
-
-    def close_open_steps(self, run_id: str, status: str) -> None:
-        with self._write() as c:
-            self._update(
-                c,
-                "step_runs",
-                {"status": status, "ended_at": time.time()},
-                "run_id = ? AND status IN (?, ?)",
-                [run_id, RUNNING, PENDING],
-            )
-
-    # ------------------------------------------------------------------ step runs
-    def start_step_runs(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
-            with self._write() as c:
-                self._insert(c, "step_runs", rows)
-
-    def update_step_run(self, step_run_id: str, **fields: Any) -> None:
-        with self._write() as c:
-            self._update(c, "step_runs", fields, "id = ?", [step_run_id])
-
-    def _record_step(
-        self,
-        c: sqlite3.Connection,
-        inserts: dict[str, list[Mapping[str, Any]]],
-        *,
-        step_run_id: str,
-        run_id: str,
-        fields: Mapping[str, Any],
-        new_artifacts: Sequence[Mapping[str, Any]] = (),
-        edges: Sequence[Mapping[str, Any]] = (),
-        metrics: Sequence[Mapping[str, Any]] = (),
-        logs: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        insert: bool = False,
-    ) -> None:
-        """One step's writes; its inserts join `inserts`, written per table by `_flush`."""
-        if insert:
-            inserts["step_runs"].append({"id": step_run_id, "run_id": run_id, **fields})
-        else:
-            self._flush(c, inserts)  # the row may be one this batch inserts
-            self._update(c, "step_runs", fields, "id = ?", [step_run_id])
-        inserts["artifacts"].extend(new_artifacts)
-        inserts["lineage_edges"].extend(edges)
-        inserts["metrics"].extend(metrics)
-        if logs:
-            inserts["step_logs"].append(
-                {"step_run_id": step_run_id, "run_id": run_id, "text": logs}
-            )
-        if tags:
-            self._flush(c, inserts)  # replaced tags may be ones this batch inserts
-            marks = ", ".join("?" * len(tags))
-            c.execute(
-                f"DELETE FROM run_tags WHERE run_id = ? AND key IN ({marks})", [run_id, *tags]
-            )
-            inserts["run_tags"].extend(
-                {"run_id": run_id, "key": k, "value": v} for k, v in tags.items()
-            )
-
-    def _flush(self, c: sqlite3.Connection, inserts: dict[str, list[Mapping[str, Any]]]) -> None:
-        for table, rows in inserts.items():  # parents (step runs) before their children
-            if rows:
-                self._insert(c, table, rows)
-                rows.clear()
-
-    def record_steps(self, records: Sequence[Mapping[str, Any]]) -> None:
-        if not records:
-            return
-        with self._write() as c:
-            inserts: dict[str, list[Mapping[str, Any]]] = {
-                name: []
-                for name in (
-                    "step_runs",
-                    "artifacts",
-                    "lineage_edges",
-                    "metrics",
-                    "step_logs",
-                    "run_tags",
-                )
-            }
-            for record in records:
-                self._record_step(c, inserts, **record)
-            self._flush(c, inserts)
-
-    def insert_artifacts(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
-            with self._write() as c:
-                self._insert(c, "artifacts", rows)
-
-    def step_runs(self, run_id: str) -> list[dict[str, Any]]:
-        table = self._table("step_runs")
-        with self._lock:
-            rows = (
-                self._connect()
-                .execute(
-                    "SELECT * FROM step_runs WHERE run_id = ? ORDER BY started_at, id", [run_id]
-                )
-                .fetchall()
-            )
-        return [table.decode(r) for r in rows]
-
-    def get_step_run(self, step_run_id: str) -> dict[str, Any]:
-        table = self._table("step_runs")
-        with self._lock:
-            row = (
-                self._connect()
-                .execute("SELECT * FROM step_runs WHERE id = ?", [step_run_id])
-                .fetchone()
-            )
-        if row is None:
-            raise NotFoundError(f"No step run with id {step_run_id!r}.")
-        return table.decode(row)
-
-    def get_logs(self, step_run_id: str) -> str:
-        with self._lock:
-            row = (
-                self._connect()
-                .execute("SELECT text FROM step_logs WHERE step_run_id = ?", [step_run_id])
-                .fetchone()
-            )
-        return (row[0] if row is not None else None) or ""
-
-    def find_run_by_tag(self, key: str, value: str) -> str | None:
-        with self._lock:
-            row = (
-                self._connect()
-                .execute(
-                    "SELECT run_id FROM run_tags WHERE key = ? AND value = ? LIMIT 1", [key, value]
-                )
-                .fetchone()
-            )
-        return None if row is None else str(row[0])
-
-    def step_outputs(self, run_id: str) -> dict[str, dict[str, dict[str, Any]]]:
-        artifacts = self._table("artifacts")
-        with self._lock:
-            rows = (
-                self._connect()
-                .execute(
-                    "SELECT s.name AS step_name, e.name AS edge_name, a.* FROM step_runs s "
-                    "JOIN lineage_edges e ON e.step_run_id = s.id AND e.direction = 'out' "
-                    "JOIN artifacts a ON a.id = e.artifact_id "
-                    "WHERE s.run_id = ? AND s.status = ?",
-                    [run_id, COMPLETED],
-                )
-                .fetchall()
-            )
-        out: dict[str, dict[str, dict[str, Any]]] = {}
-        for row in rows:
-            decoded = artifacts.decode(row)
-            step = decoded.pop("step_name")
-            out.setdefault(step, {})[decoded.pop("edge_name")] = decoded
-        return out
-
-    # ------------------------------------------------------------------ cache
-    def find_cache_hit(self, cache_key: str) -> tuple[str, dict[str, dict[str, Any]]] | None:
-        artifacts = self._table("artifacts")
-        with self._lock:
-            # One statement: the source step run and its outputs from one snapshot.
-            rows = (
-                self._connect()
-                .execute(
-                    "SELECT s.id AS source_id, e.name AS edge_name, a.* FROM "
-                    "(SELECT id FROM step_runs WHERE cache_key = ? AND status = ? "
-                    "AND cache_hit = 0 ORDER BY ended_at DESC LIMIT 1) s "
-                    "LEFT JOIN lineage_edges e ON e.step_run_id = s.id AND e.direction = 'out' "
-                    "LEFT JOIN artifacts a ON a.id = e.artifact_id",
-                    [cache_key, COMPLETED],
-                )
-                .fetchall()
-            )
-        if not rows:
-            return None
-        outputs: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            if row["id"] is None:  # a step without outputs, or an edge without its artifact
-                continue
-            decoded = artifacts.decode(row)
-            del decoded["source_id"]
-            outputs[decoded.pop("edge_name")] = decoded
-        return str(rows[0]["source_id"]), outputs
-
-    def cache_key_components(self, keys: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-        wanted = [k for k in set(keys) if k]
-        out: dict[str, list[dict[str, Any]]] = {}
-        if not wanted:
-            return out
-        with self._read() as c:
-            for key in wanted:
-                row = c.execute(
-                    "SELECT cache_components FROM step_runs WHERE cache_key = ? "
-                    "AND cache_components IS NOT NULL LIMIT 1",
-                    [key],
-                ).fetchone()
-                if row is not None:
-                    components = json.loads(row[0])
-                    if components is not None:
-                        out[key] = list(components)
-        return out
-
-    def previous_step_run(self, step_run: Mapping[str, Any]) -> dict[str, Any] | None:
-        table = self._table("step_runs")
-        with self._read() as c:
-            pipeline = c.execute(
-                "SELECT pipeline FROM runs WHERE id = ?", [step_run["run_id"]]
-            ).fetchone()
-            row = c.execute(
-                "SELECT s.* FROM step_runs s JOIN runs r ON r.id = s.run_id "
-                "WHERE r.pipeline = ? AND s.name = ? AND s.step = ? AND s.run_id != ? "
-                "AND s.cache_hit = 0 AND s.cache_key != ? AND s.started_at <= ? "
-                "ORDER BY s.started_at DESC, s.id DESC LIMIT 1",
-                [
-                    None if pipeline is None else pipeline[0],
-                    step_run["name"],
-                    step_run["step"],
-                    step_run["run_id"],
-                    step_run["cache_key"],
-                    step_run["started_at"] or time.time(),
-                ],
-            ).fetchone()
-        return None if row is None else table.decode(row)
-
-    # ------------------------------------------------------------------ artifacts
-    def get_artifact(self, artifact_id: str) -> dict[str, Any]:
-        table = self._table("artifacts")
-        with self._read() as c:
-            row = c.execute("SELECT * FROM artifacts WHERE id = ?", [artifact_id]).fetchone()
-            if row is None and len(artifact_id) >= 6:
-                rows = c.execute(
-                    "SELECT * FROM artifacts WHERE id LIKE ? LIMIT 2", [artifact_id.upper() + "%"]
-                ).fetchall()
-                row = rows[0] if len(rows) == 1 else None
-        if row is None:
-            raise NotFoundError(
-                f"No artifact with id {artifact_id!r}. Artifacts of a run are listed by "
-                "`conveyor runs show RUN_ID`."
-            )
-        return table.decode(row)
-
-    # ------------------------------------------------------------------ registry, events
-    def current_versions(self, refs: Sequence[str]) -> list[str]:
-        out: list[str] = []
-        with self._read() as c:
-            for ref in refs:
-                name, at, alias = ref.partition("@")
-                if "/" in name and not at:
-                    out.append(f"{ref}={name.rpartition('/')[2]}")
-                    continue
-                if at:
-                    row = c.execute(
-                        "SELECT a.version FROM model_aliases a JOIN models m ON m.id = a.model_id "
-                        "WHERE m.name = ? AND a.alias = ?",
-                        [name, alias],
-                    ).fetchone()
-                else:
-                    row = c.execute(
-                        "SELECT latest_version FROM models WHERE name = ?", [name]
-                    ).fetchone()
-                version = None if row is None else row[0]
-                out.append(f"{ref}={'none' if version is None else version}")
-        return out
-
-    def emit_event(
-        self,
-        kind: str,
-        subject: str,
-        summary: str,
-        *,
-        links: Mapping[str, Any] | None = None,
-        data: Mapping[str, Any] | None = None,
-    ) -> str:
-        with self._write() as c:
-            return self._event(c, kind, subject, summary, links, data)

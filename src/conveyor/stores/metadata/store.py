@@ -5,11 +5,13 @@ killed process leaves either all or none of its rows. Rows come back as plain di
 (copies), never live objects.
 
 Two implementations sit behind it. `SqlAlchemyStore` (`sql_store`) serves every method on
-every database. On a SQLite file, the methods a pipeline run uses (runs, step runs, cache
-hits, artifacts, lineage, events, alias lookups, the schema check) go through
-`SqliteDirect` (`sqlite_direct`) and the standard library instead, so running a pipeline
-on an existing store never imports SQLAlchemy; it is imported on first use of anything
-else (`engine`, listings, lineage, migrations).
+every database. The methods a pipeline run and `conveyor task run` use (runs, step runs,
+cache hits, artifacts, lineage, events, alias lookups, the schema check) go through a
+`DirectStore` (`direct_base`) instead: `SqliteDirect` (`sqlite_direct`, the standard
+library) on a SQLite file, `PostgresDirect` (`postgres_direct`, psycopg) on a plain
+PostgreSQL URL. Running a pipeline on an existing store therefore never imports
+SQLAlchemy; it is imported on first use of anything else (`engine`, listings, lineage,
+migrations), and for every URL the direct paths do not take.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor._internal.urls import redact_url
 from conveyor.exceptions import NotFoundError, did_you_mean
+from conveyor.stores.metadata.direct_base import DirectStore
 from conveyor.stores.metadata.revision import HEAD_REVISION
-from conveyor.stores.metadata.sqlite_direct import SqliteDirect, absolute_url, open_direct
+from conveyor.stores.metadata.sqlite_direct import absolute_url, open_direct
 from conveyor.stores.metadata.statuses import (
     COMPLETED,
     FAILED,
@@ -55,7 +58,7 @@ class MetadataStore:
     Args:
         url: The database URL.
         engine: A SQLAlchemy engine for `url` (made on first use when omitted).
-        direct: The direct SQLite connection serving the run path, if any.
+        direct: The direct connection serving the run path (SQLite or PostgreSQL), if any.
     """
 
     def __init__(
@@ -63,7 +66,7 @@ class MetadataStore:
         url: str,
         *,
         engine: sa.Engine | None = None,
-        direct: SqliteDirect | None = None,
+        direct: DirectStore | None = None,
     ) -> None:
         self._url = url
         self._engine = engine
@@ -82,7 +85,8 @@ class MetadataStore:
 
     @property
     def dialect(self) -> str:
-        return "sqlite" if self._direct is not None else self.engine.dialect.name
+        """The database's kind: ``sqlite`` or ``postgresql``."""
+        return self._direct.dialect if self._direct is not None else self.engine.dialect.name
 
     @property
     def _sql(self) -> SqlAlchemyStore:
@@ -93,8 +97,8 @@ class MetadataStore:
         return self._sql_store
 
     @property
-    def _run(self) -> SqliteDirect | SqlAlchemyStore:
-        """What serves the run path: the direct SQLite connection when there is one."""
+    def _run(self) -> DirectStore | SqlAlchemyStore:
+        """What serves the run path: the direct connection when there is one."""
         return self._direct if self._direct is not None else self._sql
 
     # ------------------------------------------------------------------ runs
@@ -304,15 +308,19 @@ def open_metadata_store(url: str, *, auto_upgrade: bool | None = None) -> Metada
     """Open (and on first use create) the metadata store at `url`.
 
     SQLite databases are upgraded automatically; other databases need `conveyor db upgrade`
-    unless `auto_upgrade` is set. A SQLite store already at the current schema opens
-    without importing SQLAlchemy.
+    unless `auto_upgrade` is set. A SQLite file or a plain PostgreSQL URL already at the
+    current schema opens without importing SQLAlchemy.
 
     Raises:
         SchemaVersionError: the database needs an upgrade.
         ConfigError: the URL or its driver is not usable.
     """
     url = absolute_url(url)
-    direct = open_direct(url)
+    direct: DirectStore | None = open_direct(url)
+    if direct is None:
+        from conveyor.stores.metadata.postgres_direct import open_postgres
+
+        direct = open_postgres(url)
     if direct is not None and direct.schema_revision() == HEAD_REVISION:
         return MetadataStore(url, direct=direct)
     from conveyor.stores.metadata.engine import ensure_schema, make_engine
