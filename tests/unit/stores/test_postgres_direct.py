@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
 import threading
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -256,51 +251,3 @@ def test_an_unreachable_server_is_one_line_without_the_password() -> None:
     message = str(caught.value)
     assert "s3cret-pw" not in message and "\n" not in message
     assert message.startswith("Cannot reach the metadata store")
-
-
-def test_running_a_pipeline_on_an_existing_postgres_store_does_not_import_sqlalchemy(
-    tmp_path: Path, postgres_url: str
-) -> None:
-    open_metadata_store(postgres_url, auto_upgrade=True)  # an existing store, at head
-    script = textwrap.dedent(
-        f"""
-        import json, sys
-        from conveyor import pipeline, step
-        from pathlib import Path
-        from conveyor.config import load_settings
-        from conveyor.execution.orchestrator import run_pipeline
-
-        @step
-        def inc(x: int) -> int:
-            return x + 1
-
-        @pipeline
-        def chain(start: int = 0):
-            return inc(inc(start))
-
-        settings = load_settings(
-            root=Path({str(tmp_path)!r}), env={{}}, db_url={postgres_url!r},
-            artifact_url={str(tmp_path / "artifacts")!r},
-        )
-        first = run_pipeline(chain, {{"start": 1}}, settings=settings)
-        again = run_pipeline(chain, {{"start": 1}}, settings=settings)
-        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("sqlalchemy", "alembic"))
-        print(json.dumps({{
-            "output": again.output(),
-            "first": [s["cache_hit"] for s in first.steps()],
-            "again": [s["cache_hit"] for s in again.steps()],
-            "loaded": loaded,
-        }}))
-        """
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result == {"output": 3, "first": [False, False], "again": [True, True], "loaded": []}
-    # What that process wrote reads back the same through SQLAlchemy.
-    sql = MetadataStore(postgres_url, engine=make_engine(postgres_url))
-    runs = sql.list_runs()
-    assert len(runs) == 2 and {r["status"] for r in runs} == {"completed"}
-    assert [s["cache_hit"] for s in sql.step_runs(runs[0]["id"])] == [True, True]

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -225,50 +221,6 @@ def test_a_write_that_fails_leaves_nothing(tmp_path: Path) -> None:
 )
 def test_only_plain_sqlite_files_take_the_direct_path(url: str, path: str | None) -> None:
     assert sqlite_file(url) == path
-
-
-def test_running_a_pipeline_on_an_existing_sqlite_store_does_not_import_sqlalchemy(
-    tmp_path: Path,
-) -> None:
-    url = f"sqlite:///{tmp_path / 'conveyor.db'}"
-    open_metadata_store(url)  # an existing store, at the current schema
-    script = textwrap.dedent(
-        f"""
-        import sys
-        from conveyor import pipeline, step
-        from pathlib import Path
-        from conveyor.config import load_settings
-        from conveyor.execution.orchestrator import run_pipeline
-
-        @step
-        def inc(x: int) -> int:
-            return x + 1
-
-        @pipeline
-        def chain(start: int = 0):
-            return inc(inc(start))
-
-        settings = load_settings(
-            root=Path({str(tmp_path)!r}), env={{}}, db_url={url!r},
-            artifact_url={str(tmp_path / "artifacts")!r},
-        )
-        first = run_pipeline(chain, {{"start": 1}}, settings=settings)
-        again = run_pipeline(chain, {{"start": 1}}, settings=settings)
-        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("sqlalchemy", "alembic"))
-        print(json.dumps({{
-            "output": again.output(),
-            "first": [s["cache_hit"] for s in first.steps()],
-            "again": [s["cache_hit"] for s in again.steps()],
-            "loaded": loaded,
-        }}))
-        """
-    ).replace("import sys", "import json, sys", 1)
-    done = subprocess.run(
-        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result == {"output": 3, "first": [False, False], "again": [True, True], "loaded": []}
 
 
 def test_a_new_store_is_created_through_the_migrations_then_served_directly(
