@@ -22,9 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from conveyor._internal.ids import new_id
 from conveyor.exceptions import NotFoundError, StoreError
-from conveyor.stores.metadata.events import KINDS, RUN_FAILED, RUN_FINISHED, RUN_STARTED
+from conveyor.stores.metadata.events import RUN_FAILED, RUN_FINISHED, RUN_STARTED, event_row
 from conveyor.stores.metadata.statuses import (
     COMPLETED,
     FAILED,
@@ -168,25 +167,9 @@ class DirectStore:
         links: Row | None,
         data: Row | None,
     ) -> str:
-        if kind not in KINDS:
-            raise ValueError(f"Unknown event kind {kind!r}; expected one of {', '.join(KINDS)}.")
-        event_id = new_id()
-        self._insert(
-            c,
-            "events",
-            [
-                {
-                    "id": event_id,
-                    "created_at": time.time(),
-                    "kind": kind,
-                    "subject": subject[:300],
-                    "summary": summary,
-                    "links": {k: v for k, v in (links or {}).items() if v is not None},
-                    "data": dict(data or {}),
-                }
-            ],
-        )
-        return event_id
+        row = event_row(kind, subject, summary, links=links, data=data)
+        self._insert(c, "events", [row])
+        return str(row["id"])
 
     # ------------------------------------------------------------------ runs
     def create_run(self, row: Row, tags: Mapping[str, str] | None = None) -> None:

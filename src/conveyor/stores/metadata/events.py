@@ -97,6 +97,32 @@ class Event:
         }
 
 
+def event_row(
+    kind: str,
+    subject: str,
+    summary: str,
+    *,
+    links: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The row of a new event (a new id, now); links without a value are dropped.
+
+    Raises:
+        ValueError: `kind` is not one of `KINDS` (a programming error, not user input).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"Unknown event kind {kind!r}; expected one of {', '.join(KINDS)}.")
+    return {
+        "id": new_id(),
+        "created_at": time.time(),
+        "kind": kind,
+        "subject": subject[:300],
+        "summary": summary,
+        "links": {k: v for k, v in (links or {}).items() if v is not None},
+        "data": dict(data or {}),
+    }
+
+
 def record_event(
     c: sa.Connection,
     kind: str,
@@ -113,24 +139,9 @@ def record_event(
     """
     from conveyor.stores.metadata import tables_events as te
 
-    if kind not in KINDS:
-        raise ValueError(f"Unknown event kind {kind!r}; expected one of {', '.join(KINDS)}.")
-    event_id = new_id()
-    c.execute(
-        te.events.insert(),
-        [
-            {
-                "id": event_id,
-                "created_at": time.time(),
-                "kind": kind,
-                "subject": subject[:300],
-                "summary": summary,
-                "links": {k: v for k, v in (links or {}).items() if v is not None},
-                "data": dict(data or {}),
-            }
-        ],
-    )
-    return event_id
+    row = event_row(kind, subject, summary, links=links, data=data)
+    c.execute(te.events.insert(), [row])
+    return str(row["id"])
 
 
 def emit(
