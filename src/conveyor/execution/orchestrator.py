@@ -38,7 +38,16 @@ from conveyor.stores.metadata.store import (
 __all__ = ["EventHandler", "Execution", "code_version", "json_params", "run_pipeline"]
 
 _HOST = socket.gethostname()
-_PID = os.getpid()
+_STARTED: dict[int, int | None] = {}  # pid -> its start time (reading /proc costs a syscall)
+
+
+def _this_process() -> tuple[int, int | None]:
+    """(pid, start time) of this process, read again in a forked child."""
+    pid = os.getpid()
+    if pid not in _STARTED:
+        _STARTED.clear()
+        _STARTED[pid] = process_start_time(pid)
+    return pid, _STARTED[pid]
 
 
 def code_version(root: Path) -> tuple[str | None, bool | None]:
@@ -120,6 +129,7 @@ def run_pipeline(
                 runner.shutdown(wait=False)
             raise
     sha, dirty = code_version(settings.root)
+    pid, proc_start = _this_process()
     run_id = new_id()
     started = time.time()
     metadata.create_run(
@@ -134,8 +144,8 @@ def run_pipeline(
             "code_dirty": dirty,
             "executor": runner.name,
             "host": _HOST,
-            "pid": _PID,
-            "proc_start": process_start_time(_PID),
+            "pid": pid,
+            "proc_start": proc_start,
             "trigger": dict(trigger) if trigger else None,
         },
         tags=dict(tags or {}),

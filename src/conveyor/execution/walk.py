@@ -271,11 +271,15 @@ class Execution:
             self.metadata.update_step_run(step_run_id, attempts=attempt)
         # Each attempt gets its own copy of a value handed in memory, so a step that mutates
         # its input cannot change what a sibling, a retry or the caller sees (a re-run from
-        # the stored bytes would not see it either).
+        # the stored bytes would not see it either). The last consumer to launch takes the
+        # value itself: it is forgotten here as this step launches, and a retry loads it
+        # from the store.
         preloaded: dict[str, Any] = {}
+        last = self._last_use(node) if self.values else set()
         for ref in _refs(inputs.values()):
             if ref.id in self.values:
-                copied = _private_copy(self.values[ref.id])
+                value = self.values[ref.id]
+                copied = value if ref.id in last else _private_copy(value)
                 if copied is not _NO_COPY:
                     preloaded[ref.id] = copied
         payload = StepPayload(
@@ -355,16 +359,27 @@ class Execution:
         self.complete(node.name)
         return True
 
+    def _released_by(self, node: Node) -> list[str]:
+        """Artifact ids of the in-memory values no consumer needs once `node` has launched."""
+        released = []
+        for upstream in node.upstream():
+            consumers = self.downstream.get(upstream, ())
+            if all(c in self.launched or c in self.skipped or c == node.name for c in consumers):
+                released += [a for a, o in self.value_owner.items() if o == upstream]
+        return released
+
+    def _last_use(self, node: Node) -> set[str]:
+        """The values `node` may take without a copy: launching it releases them, so nothing
+        here reads them again (a retry of `node` loads them from the store)."""
+        return set(self._released_by(node))
+
     def _release(self, node: Node) -> None:
         """Forget in-memory values whose every consumer has been launched."""
         if not self.values:
             return
-        for upstream in node.upstream():
-            consumers = self.downstream.get(upstream, ())
-            if all(c in self.launched or c in self.skipped for c in consumers):
-                for artifact_id in [a for a, o in self.value_owner.items() if o == upstream]:
-                    self.values.pop(artifact_id, None)
-                    del self.value_owner[artifact_id]
+        for artifact_id in self._released_by(node):
+            self.values.pop(artifact_id, None)
+            self.value_owner.pop(artifact_id, None)
 
     def flush(self) -> None:
         """Record the cache hits not recorded yet (all in one transaction)."""

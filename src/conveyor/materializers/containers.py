@@ -20,9 +20,11 @@ The header lists, per member, its key (dicts), materializer, byte size and summa
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import pickle
+import threading
 from typing import TYPE_CHECKING, Any
 
 from conveyor.exceptions import MaterializerError
@@ -122,11 +124,39 @@ class _PandasPickle:
 
 
 _PICKLED = _PandasPickle()
+# Digests of pickles `restricted_loads` accepted: the same bytes (a series handed on
+# unchanged, a re-run on the same data) get the same answer without building the frame.
+_LOADED: dict[bytes, None] = {}
+_LOADED_LOCK = threading.Lock()
+_LOADED_MAX = 512
+
+
+def _loads_back(pickled: bytes) -> bool:
+    """Whether `restricted_loads` accepts `pickled` (tried once per distinct bytes)."""
+    digest = hashlib.sha256(pickled).digest()
+    if digest in _LOADED:
+        return True
+    try:
+        restricted_loads(pickled)
+    except MaterializerError:
+        return False
+    with _LOADED_LOCK:
+        if len(_LOADED) >= _LOADED_MAX:
+            del _LOADED[next(iter(_LOADED))]
+        _LOADED[digest] = None
+    return True
 
 
 def _pandas_kind(value: Any) -> str:
     cls = type(value)
     return f"{cls.__module__.partition('.')[0]}.{cls.__qualname__}"
+
+
+def _pandas_shape(value: Any) -> dict[str, Any]:
+    """What the container's summary shows of a DataFrame or Series member."""
+    if value.ndim == 1:
+        return {"python_type": "Series", "shape": [len(value)], "length": len(value)}
+    return {"python_type": "DataFrame", "shape": list(value.shape), "length": len(value)}
 
 
 class ContainerMaterializer:
@@ -179,18 +209,18 @@ class ContainerMaterializer:
             data, stored_as = b"", materializer.name
             if stored_as == "pandas.parquet" and _pandas_kind(member) in _PANDAS_TYPES:
                 pickled = _PICKLED.save(member)
-                try:
-                    restricted_loads(pickled)  # would it load? Else store it as Parquet
-                except MaterializerError:
-                    pass
-                else:
+                if _loads_back(pickled):  # else store it as Parquet
                     data, stored_as = pickled, PANDAS_PICKLE
-            if stored_as != PANDAS_PICKLE:
+            if stored_as == PANDAS_PICKLE:
+                # Loading a pickled member needs no summary; the container's keeps only these.
+                summary = _pandas_shape(member)
+            else:
                 data = materializer.save(member)
+                summary = materializer.summary(member, data)
             entry: dict[str, Any] = {
                 "materializer": stored_as,
                 "size": len(data),
-                "summary": materializer.summary(member, data),
+                "summary": summary,
             }
             if kind == "dict":
                 entry["key"] = key
