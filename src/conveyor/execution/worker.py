@@ -16,6 +16,7 @@ from typing import Any
 
 from conveyor.core.context import StepContext, enter_context, exit_context
 from conveyor.exceptions import ConveyorError, MaterializerError
+from conveyor.execution import reuse
 from conveyor.execution.logs import capture
 from conveyor.materializers.base import MaterializerRegistry, default_registry
 from conveyor.stores.artifacts import ArtifactStore, open_artifact_store
@@ -103,16 +104,39 @@ class StepResult:
 def store_value(
     store: ArtifactStore, registry: MaterializerRegistry, name: str, value: Any, kind: str
 ) -> StoredValue:
-    """Materialize `value` and put it in the store (deduplicated by content)."""
+    """Materialize `value` and put it in the store (deduplicated by content).
+
+    A value identical to one this process stored before, with a materializer that opts
+    in, is not serialized again while its blob is in the store (`reuse`).
+    """
+    cls = type(value)
+    type_name = f"{cls.__module__}.{cls.__qualname__}"
+    key = reuse.fingerprint(registry.for_value(value), value)
+    if key is not None:
+        hit = reuse.recall(key)
+        if hit is not None and store.exists(hit[0]):
+            content_hash, size, summary = hit
+            return StoredValue(
+                name=name,
+                kind=kind,
+                content_hash=content_hash,
+                uri=store.uri(content_hash),
+                type_name=type_name,
+                materializer=key[0],
+                materializer_version=key[1],
+                size=size,
+                summary=summary,
+            )
     materializer, data, summary = registry.dump(value)
     content_hash, uri = store.put(data)
-    cls = type(value)
+    if key is not None and (materializer.name, materializer.version) == key[:2]:
+        reuse.remember(key, content_hash, len(data), summary)
     return StoredValue(
         name=name,
         kind=kind,
         content_hash=content_hash,
         uri=uri,
-        type_name=f"{cls.__module__}.{cls.__qualname__}",
+        type_name=type_name,
         materializer=materializer.name,
         materializer_version=materializer.version,
         size=len(data),

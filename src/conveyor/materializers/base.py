@@ -18,6 +18,11 @@ class Materializer(Protocol):
     Attributes:
         name: Unique name recorded with each artifact (selects the loader later).
         version: Bump when the byte format changes; part of cache keys.
+
+    Optionally, ``reuse_identical = True`` says that saving costs much more than
+    pickling the value: a value whose pickled state equals one this process stored
+    before is then not saved again while its blob is in the store. Set it only when
+    `save` and `summary` depend on nothing but the value's state.
     """
 
     name: str

@@ -98,6 +98,9 @@ def _dtype_name(dtype: Any) -> str:
 class PandasMaterializer:
     name = "pandas.parquet"
     version = "1"
+    # Writing Parquet costs several times hashing the frame: an identical frame stored
+    # before in this process is not written again (conveyor.execution.reuse).
+    reuse_identical = True
 
     def save(self, value: Any) -> bytes:
         import pandas as pd

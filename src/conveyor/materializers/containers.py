@@ -168,6 +168,9 @@ class ContainerMaterializer:
 
     name = NAME
     version = "1"
+    # Hashing a container costs about half of writing it: an identical one stored before
+    # in this process is not written again (conveyor.execution.reuse).
+    reuse_identical = True
 
     def __init__(self, registry: MaterializerRegistry) -> None:
         self._registry = registry
