@@ -516,7 +516,6 @@ def run_ddp(
     """
     require("torch", "torch")
     distributed = require("distributed", "dask")
-    from conveyor._internal.ids import new_id
     from conveyor.core.context import current_context
     from conveyor.stores.artifacts import open_artifact_store
 
@@ -531,8 +530,7 @@ def run_ddp(
             )
     spec = job_spec(workers, gpus)
     columns = tuple(feature_columns(data, target, features))
-    context = current_context()
-    job = job_id or (context.step_run_id if context is not None else new_id())
+    job = _job_id(job_id, current_context(), trial)
     pointer = f"checkpoints/ddp/{job}/latest.json"
     store = open_artifact_store(data.artifact_url)
     restarts = 0
@@ -630,6 +628,21 @@ def run_ddp(
         checkpoint=first.get("checkpoint"),
         failures=failures,
     )
+
+
+def _job_id(job_id: str | None, context: Any, trial: Any) -> str:
+    """The job's id: names its checkpoints, queues and task keys.
+
+    Without `job_id`, the step run's id (a retried step resumes its checkpoints), plus the
+    trial's number for a tuning trial: the trials of a study run in one step, and each
+    must start from its own weights, never from the previous trial's checkpoint.
+    """
+    if job_id:
+        return job_id
+    from conveyor._internal.ids import new_id
+
+    base = context.step_run_id if context is not None else new_id()
+    return base if trial is None else f"{base}-trial-{trial.number}"
 
 
 class _JobLost(Exception):
