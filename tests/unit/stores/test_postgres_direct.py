@@ -143,26 +143,6 @@ def test_what_the_direct_path_writes_reads_back_the_same_through_sqlalchemy(
     assert direct.dialect == sql.dialect == "postgresql"
 
 
-def test_a_write_that_fails_leaves_nothing(postgres_url: str) -> None:
-    store = _direct_store(postgres_url)
-    _write_everything(store)
-    with pytest.raises(psycopg.IntegrityError):
-        store.record_steps(
-            [
-                {
-                    "step_run_id": "01J0STEP0000000000000000ZZ",
-                    "run_id": RUN,
-                    "insert": True,
-                    "fields": {"name": "z", "step": "z", "status": "completed"},
-                },
-                {"step_run_id": STEP, "run_id": RUN, "insert": True, "fields": {}},  # clash
-            ]
-        )
-    assert [r["name"] for r in store.step_runs(RUN)] == ["s", "s2"]
-    store.update_step_run(STEP, attempts=5)  # the connection is usable after the rollback
-    assert store.get_step_run(STEP)["attempts"] == 5
-
-
 def test_a_connection_the_server_ended_is_replaced(postgres_url: str) -> None:
     store = _direct_store(postgres_url)
     _write_everything(store)

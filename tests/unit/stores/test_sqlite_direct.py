@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from conveyor.stores.metadata import open_metadata_store
@@ -186,12 +187,11 @@ def test_what_the_direct_path_writes_reads_back_the_same_through_sqlalchemy(
     assert direct.find_cache_hit("n" * 64) is None
 
 
-def test_a_write_that_fails_leaves_nothing(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'conveyor.db'}"
-    open_metadata_store(url)
-    store = open_metadata_store(url)
+def test_a_write_that_fails_leaves_nothing(db_url: str) -> None:
+    open_metadata_store(db_url, auto_upgrade=True)
+    store = open_metadata_store(db_url)  # the direct path of either database
     _write_everything(store)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
         store.record_steps(
             [
                 {
@@ -204,6 +204,8 @@ def test_a_write_that_fails_leaves_nothing(tmp_path: Path) -> None:
             ]
         )
     assert [r["name"] for r in store.step_runs(RUN)] == ["s", "s2"]
+    store.update_step_run(STEP, attempts=5)  # the connection is usable after the rollback
+    assert store.get_step_run(STEP)["attempts"] == 5
 
 
 @pytest.mark.parametrize(
