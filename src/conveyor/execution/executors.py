@@ -100,17 +100,23 @@ class ThreadsExecutor:
     `shutdown(wait=True)` waits for the work submitted here, then keeps the idle threads
     for the next executor of the same size in this process; `shutdown(wait=False)`
     cancels what has not started and lets the threads go.
+
+    With `inline_when_idle` (the default) the orchestrator runs a step in its own thread
+    when that step is the only work there is (nothing else running, ready or waiting to
+    be retried), it has no timeout, and the calling thread runs no asyncio event loop:
+    handing it to a pool thread would only add a thread switch to the run.
     """
 
     in_process = True
 
-    def __init__(self, max_workers: int = 4) -> None:
+    def __init__(self, max_workers: int = 4, *, inline_when_idle: bool = True) -> None:
         if not isinstance(max_workers, int) or max_workers < 1:
             raise ConfigError(
                 "The 'max_workers' parameter of ThreadsExecutor must be an int >= 1. Got "
                 f"{max_workers!r} instead."
             )
         self.max_workers = max_workers
+        self.inline_when_idle = inline_when_idle
         self.name = f"threads:{max_workers}"
         self._pool = _take_pool(max_workers)
         self._submitted: set[cf.Future[Any]] = set()

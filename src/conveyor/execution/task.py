@@ -264,6 +264,12 @@ def run_task(
     try:
         execution.start()
         execution.loop()
+    except BaseException:
+        try:
+            execution.flush()  # what finished is recorded, as `run_pipeline` does
+        except Exception:
+            pass
+        raise
     finally:
         executor.shutdown(wait=True)
     if execution.failed:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import copy
 import heapq
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -123,8 +124,12 @@ class Execution:
         self.ready: list[str] = []
         self.remote = not executor.in_process
         self.abandoned = False  # an attempt overran its timeout and may still be running
-        # Cache hits recorded together, in one transaction, when the loop next waits.
+        # Step-run writes not made yet: cache hits, step starts and completions. They go in
+        # one transaction before the next step is handed to the executor or the loop
+        # waits, so a chain pays one commit per step, not two; the events they announce
+        # ("completed") are emitted once they are written.
         self.pending: list[dict[str, Any]] = []
+        self.deferred: list[tuple[str, str, dict[str, Any]]] = []
         # In-process executors hand values downstream in memory (by artifact id), as
         # well as storing them; each is dropped once every consumer has been launched.
         self.values: dict[str, Any] = {}
@@ -251,24 +256,28 @@ class Execution:
         self.attempts[name] = attempt
         now = time.time()
         if attempt == 1:
-            self.metadata.start_step_runs(
-                [
-                    {
-                        "id": step_run_id,
-                        "run_id": self.run_id,
-                        "name": name,
-                        "step": node.step.name,
-                        "status": RUNNING,
-                        "attempts": 1,
-                        "started_at": now,
-                        "cache_key": key,
-                        "cache_components": self.keys.components(key),
-                        "params": json_params(node.params),
-                    }
-                ]
+            fields: dict[str, Any] = {
+                "name": name,
+                "step": node.step.name,
+                "status": RUNNING,
+                "attempts": 1,
+                "started_at": now,
+                "cache_key": key,
+                "cache_components": self.keys.components(key),
+                "params": json_params(node.params),
+            }
+            self.pending.append(
+                {
+                    "step_run_id": step_run_id,
+                    "run_id": self.run_id,
+                    "insert": True,
+                    "fields": fields,
+                }
             )
         else:
-            self.metadata.update_step_run(step_run_id, attempts=attempt)
+            self.pending.append(
+                {"step_run_id": step_run_id, "run_id": self.run_id, "fields": {"attempts": attempt}}
+            )
         # Each attempt gets its own copy of a value handed in memory, so a step that mutates
         # its input cannot change what a sibling, a retry or the caller sees (a re-run from
         # the stored bytes would not see it either). The last consumer to launch takes the
@@ -301,19 +310,40 @@ class Execution:
         self.launched.add(name)
         self._release(node)
         timeout = node.step.settings.timeout
+        # The step run row exists before the step runs: its body may refer to it.
+        self.flush()
         self.emit("submitted", name, attempt=attempt)
         try:
-            future = self.executor.submit(
-                execute_step_remote if self.remote else execute_step,
-                payload,
-                resources=node.step.settings.resources or None,
-            )
+            if self._run_here(timeout):
+                future = cf.Future()
+                future.set_result(execute_step(payload))  # never raises but for Ctrl-C
+            else:
+                future = self.executor.submit(
+                    execute_step_remote if self.remote else execute_step,
+                    payload,
+                    resources=node.step.settings.resources or None,
+                )
         except Exception as exc:  # could not hand the step to the executor at all
             future = cf.Future()
             future.set_exception(exc)
         self.running[future] = _Attempt(
             name, step_run_id, attempt, now, now + timeout if timeout else None
         )
+
+    def _run_here(self, timeout: float | None) -> bool:
+        """Whether to run the step being launched in this thread (see `ThreadsExecutor`)."""
+        if not getattr(self.executor, "inline_when_idle", False):
+            return False
+        if self.running or self.ready or self.retry_heap or timeout is not None:
+            return False
+        asyncio = sys.modules.get("asyncio")  # no loop can run where asyncio is not loaded
+        if asyncio is not None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return True
+            return False  # a step's own asyncio.run() would fail under a running loop
+        return True
 
     def _try_cache(self, node: Node, key: str, inputs: Mapping[str, InputValue]) -> bool:
         hit = self.metadata.find_cache_hit(key)
@@ -382,10 +412,14 @@ class Execution:
             self.value_owner.pop(artifact_id, None)
 
     def flush(self) -> None:
-        """Record the cache hits not recorded yet (all in one transaction)."""
+        """Write the pending step-run records (one transaction), then emit the events
+        that waited for them."""
         if self.pending:
             pending, self.pending = self.pending, []
             self.metadata.record_steps(pending)
+        deferred, self.deferred = self.deferred, []
+        for kind, node, info in deferred:
+            self.emit(kind, node, **info)
 
     def _edge(
         self, step_run_id: str, artifact_id: str, direction: str, name: str
@@ -468,6 +502,7 @@ class Execution:
                 self.ready.append(child)
 
     def fail(self, name: str, error: StepFailedError, *, record: bool = False) -> None:
+        self.flush()  # what finished before this failure is recorded (and announced) first
         self.failed[name] = error
         if record:
             now = time.time()
@@ -549,7 +584,8 @@ class Execution:
             result.error = f"timed out after {timeout:g} s"
         if result.ok:
             self._record_success(node, attempt, result)
-            self.emit("completed", node.name, duration=result.ended_at - result.started_at)
+            info = {"duration": result.ended_at - result.started_at}
+            self.deferred.append(("completed", node.name, info))
             self.complete(node.name)
         else:
             self._record_failure(node, attempt, result)
@@ -574,23 +610,25 @@ class Execution:
         artifact_rows += logged_rows
         edges += logged_edges
         params = json_params({**node.params, **result.params})
-        self.metadata.record_step(
-            step_run_id=step_run_id,
-            run_id=self.run_id,
-            fields={
-                "status": COMPLETED,
-                "attempts": attempt.attempt,
-                "ended_at": result.ended_at,
-                "duration": result.ended_at - result.started_at,
-                "params": params,
-                "host": result.host,
-                "error": None,
-            },
-            new_artifacts=artifact_rows,
-            edges=edges,
-            metrics=self._metric_rows(step_run_id, result),
-            logs=result.logs or None,
-            tags=result.tags,
+        self.pending.append(  # written with the next step's start, or before the loop waits
+            {
+                "step_run_id": step_run_id,
+                "run_id": self.run_id,
+                "fields": {
+                    "status": COMPLETED,
+                    "attempts": attempt.attempt,
+                    "ended_at": result.ended_at,
+                    "duration": result.ended_at - result.started_at,
+                    "params": params,
+                    "host": result.host,
+                    "error": None,
+                },
+                "new_artifacts": artifact_rows,
+                "edges": edges,
+                "metrics": self._metric_rows(step_run_id, result),
+                "logs": result.logs or None,
+                "tags": result.tags,
+            }
         )
 
     def _logged(
@@ -637,24 +675,26 @@ class Execution:
             error.__cause__ = result.exception
         # What the failed attempt logged (a validation report, say) is kept for inspection.
         logged_rows, logged_edges = self._logged(attempt.step_run_id, result)
-        self.metadata.record_step(
-            step_run_id=attempt.step_run_id,
-            run_id=self.run_id,
-            new_artifacts=logged_rows,
-            edges=logged_edges,
-            metrics=self._metric_rows(attempt.step_run_id, result),
-            tags=result.tags,
-            fields={
-                "status": FAILED,
-                "attempts": attempt.attempt,
-                "ended_at": result.ended_at,
-                "duration": result.ended_at - result.started_at,
-                "error_type": result.error_type,
-                "error": result.error,
-                "traceback": result.traceback,
-                "host": result.host,
-            },
-            logs=result.logs or None,
+        self.pending.append(  # written by `fail`, with what finished before
+            {
+                "step_run_id": attempt.step_run_id,
+                "run_id": self.run_id,
+                "new_artifacts": logged_rows,
+                "edges": logged_edges,
+                "metrics": self._metric_rows(attempt.step_run_id, result),
+                "tags": result.tags,
+                "fields": {
+                    "status": FAILED,
+                    "attempts": attempt.attempt,
+                    "ended_at": result.ended_at,
+                    "duration": result.ended_at - result.started_at,
+                    "error_type": result.error_type,
+                    "error": result.error,
+                    "traceback": result.traceback,
+                    "host": result.host,
+                },
+                "logs": result.logs or None,
+            }
         )
         self.fail(node.name, error)
 

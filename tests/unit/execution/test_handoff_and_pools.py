@@ -121,3 +121,99 @@ def test_a_threads_executor_shut_down_without_waiting_gives_its_threads_up() -> 
         assert _thread_of(second) is not thread
     finally:
         second.shutdown(wait=True)
+
+
+# ---------------------------------------------------------------- steps run where there is work
+THREADS: dict[str, threading.Thread] = {}
+
+
+@step
+def where(tag: str) -> str:
+    THREADS[tag] = threading.current_thread()
+    return tag
+
+
+@step
+def where_after(tag: str, after: str) -> str:
+    THREADS[tag] = threading.current_thread()
+    return tag
+
+
+@pipeline
+def where_chain() -> str:
+    return where_after("second", where("first"))
+
+
+def test_a_threads_executor_runs_a_lone_step_in_the_calling_thread(settings: Settings) -> None:
+    THREADS.clear()
+    run_pipeline(where_chain, settings=settings, executor="threads:2", cache=False)
+    assert THREADS == {"first": threading.current_thread(), "second": threading.current_thread()}
+
+
+def test_without_inline_when_idle_every_step_runs_in_a_pool_thread(settings: Settings) -> None:
+    THREADS.clear()
+    executor = ThreadsExecutor(2, inline_when_idle=False)
+    try:
+        run_pipeline(where_chain, settings=settings, executor=executor, cache=False)
+    finally:
+        executor.shutdown(wait=True)
+    assert threading.current_thread() not in THREADS.values()
+
+
+def test_a_step_with_a_timeout_runs_in_a_pool_thread(settings: Settings) -> None:
+    THREADS.clear()
+
+    @step(timeout=30)
+    def timed() -> str:
+        THREADS["timed"] = threading.current_thread()
+        return "x"
+
+    @pipeline
+    def p() -> str:
+        return timed()
+
+    run_pipeline(p, settings=settings, executor="threads:2", cache=False)
+    assert THREADS["timed"] is not threading.current_thread()
+
+
+def test_siblings_still_run_at_the_same_time(settings: Settings) -> None:
+    # Each waits for the other: run one after the other (one in the calling thread), they
+    # would time out at the barrier.
+    barrier = threading.Barrier(2, timeout=20)
+
+    @step
+    def meet(tag: str) -> str:
+        barrier.wait()
+        return tag
+
+    @pipeline
+    def p() -> object:
+        return {"a": meet("a"), "b": meet("b")}
+
+    run = run_pipeline(p, settings=settings, executor="threads:2", cache=False)
+    assert run.output("a") == "a" and run.output("b") == "b"
+
+
+def test_under_a_running_event_loop_steps_run_in_a_pool_thread(settings: Settings) -> None:
+    import asyncio
+
+    THREADS.clear()
+
+    @step
+    def uses_asyncio() -> int:
+        THREADS["async"] = threading.current_thread()
+
+        async def one() -> int:
+            return 1
+
+        return asyncio.run(one())  # fails in a thread whose event loop is running
+
+    @pipeline
+    def p() -> int:
+        return uses_asyncio()
+
+    async def main() -> int:  # as a notebook cell runs: inside the kernel's loop
+        return int(run_pipeline(p, settings=settings, executor="threads:2", cache=False).output())
+
+    assert asyncio.run(main()) == 1
+    assert THREADS["async"] is not threading.current_thread()
