@@ -14,6 +14,12 @@ from typing import Any
 
 
 @functools.cache
+def _stdlib_root() -> str:
+    """The standard library's folder, found without `sysconfig` (slow on first use)."""
+    return os.path.realpath(os.path.dirname(os.__file__))
+
+
+@functools.cache
 def _library_roots() -> tuple[str, ...]:
     """The interpreter's library folders (not its whole prefix: projects often live under
     /usr/src or /opt next to it)."""
@@ -31,6 +37,7 @@ def _library_roots() -> tuple[str, ...]:
     )
 
 
+_STDLIB = _stdlib_root()
 _PROJECT_FILES: dict[tuple[str, str], bool] = {}
 _WHERE: dict[tuple[str, str], str] = {}
 
@@ -135,6 +142,8 @@ class ProjectScope:
                 known = False
             elif resolved.startswith(self.root + os.sep):
                 known = True
+            elif resolved.startswith(_STDLIB + os.sep):
+                known = False
             else:
                 known = not any(resolved.startswith(lib + os.sep) for lib in _library_roots())
             _PROJECT_FILES[key] = known

@@ -313,6 +313,7 @@ class Execution:
         # The step run row exists before the step runs: its body may refer to it.
         self.flush()
         self.emit("submitted", name, attempt=attempt)
+        future: cf.Future[StepResult]
         try:
             if self._run_here(timeout):
                 future = cf.Future()

@@ -485,3 +485,20 @@ def test_library_objects_are_hashed_by_content_not_replaced_by_the_source(
     after = fingerprint_step(notebook["s"], scope)
     changed = {c.name for c in set(after.components) - set(before.components)}
     assert {f"{notebook.name}:TABLE", f"{notebook.name}:helper"} <= changed
+
+
+def test_library_files_and_files_outside_every_library_are_told_apart(tmp_path: Path) -> None:
+    import json
+    import sysconfig
+
+    import pytest as installed
+
+    scope = ProjectScope.create(tmp_path / "project")
+    assert not scope.is_project_file(json.__file__)  # the standard library
+    assert not scope.is_project_file(installed.__file__)  # site-packages
+    assert scope.is_project_file(str(tmp_path / "project" / "steps.py"))
+    # Outside the root and every library folder (a helper checkout in /opt): hashed.
+    elsewhere = tmp_path / "opt" / "helpers.py"
+    assert scope.is_project_file(str(elsewhere))
+    stdlib = sysconfig.get_paths()["stdlib"]
+    assert not scope.is_project_file(os.path.join(stdlib, "not_a_module_yet.py"))

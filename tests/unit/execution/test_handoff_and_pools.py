@@ -147,7 +147,8 @@ def where_chain() -> str:
 def test_a_threads_executor_runs_a_lone_step_in_the_calling_thread(settings: Settings) -> None:
     THREADS.clear()
     run_pipeline(where_chain, settings=settings, executor="threads:2", cache=False)
-    assert THREADS == {"first": threading.current_thread(), "second": threading.current_thread()}
+    here = threading.current_thread()
+    assert THREADS["first"] is here and THREADS["second"] is here
 
 
 def test_without_inline_when_idle_every_step_runs_in_a_pool_thread(settings: Settings) -> None:

@@ -58,7 +58,9 @@ def write_transactions(settings: Settings) -> Iterator[list[str]]:
     assert direct is not None
     seen: list[str] = []
     connection = direct._connect()
-    connection.set_trace_callback(lambda sql: seen.append(sql) if sql == "BEGIN IMMEDIATE" else None)
+    connection.set_trace_callback(
+        lambda sql: seen.append(sql) if sql == "BEGIN IMMEDIATE" else None
+    )
     try:
         yield seen
     finally:
