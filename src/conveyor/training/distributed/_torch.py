@@ -22,8 +22,10 @@ import io
 import json
 import logging
 import os
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -284,6 +286,15 @@ def _run_rank(args: _RankArgs, device_name: str) -> dict[str, Any]:
         world_size=world,
         timeout=datetime.timedelta(seconds=args.timeout),
     )
+    # Destroying a gloo group joins its worker threads, and a worker thread that is just
+    # freeing a finished collective's tensors needs the GIL. Were the DDP reducer the
+    # group's last owner, its destructor would join them with the GIL held, and the rank
+    # would hang for good after its last collective (about one short job in a dozen did).
+    # The group's Python handle releases the GIL before it destructs: the rank keeps it
+    # until the reducer is gone and lets it go last.
+    group: Any = dist.group.WORLD
+    model: Any = None
+    optimizer: Any = None
     try:
         torch.manual_seed(args.seed)
         mine = list(range(rank, len(args.data.partitions), world))
@@ -387,10 +398,15 @@ def _run_rank(args: _RankArgs, device_name: str) -> dict[str, Any]:
             out.update(state=buffer.getvalue(), history=history, checkpoint=latest)
         return out
     finally:
+        error = sys.exc_info()[1]
+        if error is not None:  # the traceback's frames hold the model too (train_loop's)
+            traceback.clear_frames(error.__traceback__)
+        model = optimizer = None  # the DDP reducer lets go of the group while it lives on
         try:
             dist.destroy_process_group()
         except Exception:  # a broken group still frees this process for the next job
             pass
+        del group  # the last reference: destructs without the GIL
 
 
 def _default_optimizer(parameters: Iterable[Any]) -> Any:
