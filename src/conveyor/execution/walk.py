@@ -386,7 +386,7 @@ class Execution:
                 "edges": edges,
             }
         )
-        self.emit("cached", node.name, source=source)
+        self.deferred.append(("cached", node.name, {"source": source}))
         self.complete(node.name)
         return True
 

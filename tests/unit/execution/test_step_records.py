@@ -133,3 +133,21 @@ def test_a_failure_is_recorded_after_what_finished_before_it(settings: Settings)
     assert by_name["boom"]["status"] == "failed"
     assert by_name["boom"]["error"] == "no"
     assert by_name["second"]["status"] == "completed"
+
+
+def test_cached_events_fire_once_the_cache_hit_is_recorded(settings: Settings) -> None:
+    run_pipeline(chain, settings=settings, executor="threads", cache=True)
+    store = open_metadata_store(settings.db_url)
+    seen: list[tuple[str, str, str | None]] = []
+
+    def on_event(kind: str, node: str, info: dict[str, Any]) -> None:
+        run_id = store.list_runs(limit=1)[0]["id"]
+        by_name = {s["name"]: s for s in store.step_runs(run_id)}
+        row = by_name.get(node)
+        seen.append((kind, node, row["status"] if row and row["cache_hit"] else None))
+
+    run_pipeline(chain, settings=settings, executor="threads", cache=True, on_event=on_event)
+    assert seen == [
+        (kind, n, "completed")
+        for kind, n in [("cached", "first"), ("cached", "second"), ("cached", "third")]
+    ]
