@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 
-@functools.cache
 def _stdlib_root() -> str:
     """The standard library's folder, found without `sysconfig` (slow on first use)."""
     return os.path.realpath(os.path.dirname(os.__file__))
